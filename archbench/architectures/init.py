@@ -1,0 +1,148 @@
+"""Weight initialisation schemes, seeded and reproducible.
+
+``init`` strings:
+
+* ``gaussian:SIGMA`` -- i.i.d. N(0, SIGMA) conv and linear weights, zero biases (paper: 0.015);
+  ``gaussian:SIGMA:bias=B`` also draws biases from N(0, B).
+* ``kaiming`` -- the framework's default initialisation (``reset_parameters``), seeded.
+* ``orthogonal`` -- orthogonal conv/linear weights (gain sqrt(2) for ReLU), zero biases.
+* ``uniform`` -- Glorot (Xavier) uniform conv/linear weights, zero biases (Ustyuzhaninov et al.).
+* ``pretrained`` -- trained weights found offline (see ``archbench weights status``); never downloads.
+* ``checkpoint:PATH`` -- a state dict saved by ``torch.save`` (loaded with ``weights_only=True``).
+
+Normalisation layers (BatchNorm etc.) are reset to identity statistics for random schemes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from archbench.architectures.base import TappedNetwork
+from archbench.errors import ConfigError, WeightsError
+
+INIT_SCHEMES = ("gaussian:SIGMA", "kaiming", "orthogonal", "uniform", "pretrained", "checkpoint:PATH")
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+
+
+def _weighted_modules(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if isinstance(m, _WEIGHTED)]
+
+
+def _reset_norms(net: nn.Module) -> None:
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase | nn.GroupNorm | nn.LayerNorm):
+            if hasattr(m, "reset_running_stats") and getattr(m, "track_running_stats", False):
+                m.reset_running_stats()
+            if getattr(m, "weight", None) is not None:
+                nn.init.ones_(m.weight)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _parse_float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"invalid {what} {text!r} in init spec; expected a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"invalid {what} {text!r} in init spec; expected a finite number >= 0")
+    return value
+
+
+@torch.no_grad()
+def initialize(net: TappedNetwork, init: str, seed: int = 0) -> TappedNetwork:
+    """Initialise ``net``'s weights in place according to ``init`` (see module docstring)."""
+    scheme, _, arg = init.partition(":")
+    gen = torch.Generator().manual_seed(int(seed))
+    if scheme == "gaussian":
+        parts = arg.split(":") if arg else []
+        sigma = _parse_float(parts[0], "sigma") if parts else 0.015
+        bias_sigma = 0.0
+        for extra in parts[1:]:
+            key, _, value = extra.partition("=")
+            if key != "bias":
+                raise ConfigError(f"unknown option {extra!r} in init {init!r}; valid: bias=SIGMA")
+            bias_sigma = _parse_float(value, "bias sigma")
+        for m in _weighted_modules(net):
+            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * sigma)
+            if m.bias is not None:
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * bias_sigma)
+        _reset_norms(net)
+    elif scheme == "kaiming":
+        # the framework default (kaiming-uniform with a=sqrt(5)), drawn from our generator
+        for m in _weighted_modules(net):
+            nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=gen)
+            if m.bias is not None:
+                fan_in = m.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+                nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+        _reset_norms(net)
+    elif scheme == "orthogonal":
+        for m in _weighted_modules(net):
+            nn.init.orthogonal_(m.weight, gain=math.sqrt(2.0), generator=gen)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        _reset_norms(net)
+    elif scheme == "uniform":
+        for m in _weighted_modules(net):
+            nn.init.xavier_uniform_(m.weight, generator=gen)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        _reset_norms(net)
+    elif scheme == "pretrained":
+        load_pretrained = getattr(net, "load_pretrained", None)
+        if load_pretrained is None:
+            from archbench.weights import load_pretrained_into
+
+            load_pretrained_into(net)
+        else:
+            load_pretrained()
+    elif scheme == "checkpoint":
+        if not arg:
+            raise ConfigError("init 'checkpoint' needs a path: checkpoint:PATH")
+        load_checkpoint(net, Path(arg).expanduser())
+    else:
+        raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INIT_SCHEMES)}")
+    return net
+
+
+def load_checkpoint(net: nn.Module, path: Path) -> dict:
+    """Load a state dict from ``path`` into ``net`` safely; clear errors for missing/wrong files.
+
+    The file may be a plain state dict or a dict with a ``state_dict`` entry (as written by
+    ``archbench stack``); any other entries are returned as metadata.
+    """
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}: {exc}") from None
+    meta: dict = {}
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        meta = {k: v for k, v in obj.items() if k != "state_dict"}
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"checkpoint {str(path)!r} is not a state dict of tensors")
+    own = net.state_dict()
+    missing = sorted(set(own) - set(obj))
+    unexpected = sorted(set(obj) - set(own))
+    wrong = sorted(k for k in set(own) & set(obj) if own[k].shape != obj[k].shape)
+    if missing or unexpected or wrong:
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {few(unexpected)}")
+        if wrong:
+            parts.append(f"wrong shapes: {few(wrong)}")
+        raise WeightsError(f"checkpoint {str(path)!r} does not fit this architecture: " + "; ".join(parts))
+    net.load_state_dict(obj)
+    return meta

@@ -1,0 +1,28 @@
+"""Metrics: the registry and the built-in scores.
+
+Add a metric as a module here with a function decorated by :func:`register_metric`, and import
+the module below.
+"""
+
+from archbench.metrics.base import (
+    METRICS,
+    Metric,
+    MetricUnavailable,
+    compute_metrics,
+    get_metric,
+    list_metrics,
+    register_metric,
+)
+
+# built-in metrics register themselves on import
+from archbench.metrics import ssim  # noqa: E402,F401
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "MetricUnavailable",
+    "compute_metrics",
+    "get_metric",
+    "list_metrics",
+    "register_metric",
+]

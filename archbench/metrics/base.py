@@ -1,0 +1,114 @@
+"""The metric interface and registry.
+
+A metric is a batched function ``(output, reference) -> Tensor[B]`` on RGB images in ``[0, 1]`` of
+shape ``(B, 3, H, W)``, computed on the images' device, with a name, a direction
+(``higher_is_better``), the reference image it compares with (``"target"`` for the task's
+target/texture/content image, ``"style"`` for a style image) and the trained weights it needs.
+A metric whose weights are absent raises :class:`MetricUnavailable`; the run then leaves that
+metric's column empty and says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from archbench.errors import ArchbenchError
+from archbench.registry import Registry
+
+MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class MetricUnavailable(ArchbenchError):
+    """A metric cannot be computed here (typically: its trained weights are absent)."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric.
+
+    Attributes:
+        name: registry name (also the results column).
+        fn: ``(output, reference) -> Tensor[B]``.
+        higher_is_better: direction, used by rankings and regression checks.
+        reference: which image the task compares the output with: ``"target"`` or ``"style"``.
+        requires: names of trained weights the metric needs (for ``archbench weights status``).
+        description: one line for ``archbench list metrics``.
+    """
+
+    name: str
+    fn: MetricFn
+    higher_is_better: bool
+    reference: str = "target"
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+    def __call__(self, output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return self.fn(output, reference)
+
+
+METRICS: Registry[Metric] = Registry("metric", entry_point_group="archbench.metrics")
+
+
+def register_metric(
+    name: str,
+    *,
+    higher_is_better: bool,
+    reference: str = "target",
+    requires: tuple[str, ...] = (),
+    description: str | None = None,
+) -> Callable[[MetricFn], MetricFn]:
+    """Decorator registering a batched metric function under ``name``."""
+
+    def deco(fn: MetricFn) -> MetricFn:
+        doc = description or (fn.__doc__ or "").strip().splitlines()[0] if (description or fn.__doc__) else ""
+        METRICS.add(name, Metric(name, fn, higher_is_better, reference, requires, doc))
+        return fn
+
+    return deco
+
+
+def get_metric(name: str) -> Metric:
+    """The metric registered as ``name`` (helpful error with suggestions otherwise)."""
+    return METRICS.get(name)
+
+
+def list_metrics(pattern: str | None = None) -> list[str]:
+    """Registered metric names, optionally filtered by a wildcard pattern."""
+    return METRICS.names(pattern)
+
+
+def compute_metrics(
+    names: list[str], output: torch.Tensor, references: dict[str, torch.Tensor]
+) -> tuple[dict[str, list[float | None]], dict[str, str]]:
+    """Evaluate metrics on a batch.
+
+    Args:
+        names: metric names.
+        output: ``(B, 3, H, W)`` images in ``[0, 1]``.
+        references: reference role (``"target"``, ``"style"``) -> ``(B, 3, H', W')`` images.
+
+    Returns:
+        ``(values, unavailable)``: per metric a list of ``B`` floats (``None`` where unavailable),
+        and per unavailable metric the reason.
+    """
+    values: dict[str, list[float | None]] = {}
+    unavailable: dict[str, str] = {}
+    B = output.shape[0]
+    for name in names:
+        metric = get_metric(name)
+        ref = references.get(metric.reference)
+        if ref is None:
+            unavailable[name] = f"no {metric.reference} image in this task"
+            values[name] = [None] * B
+            continue
+        try:
+            with torch.no_grad():
+                v = metric(output, ref.expand(B, *ref.shape[1:]) if ref.shape[0] == 1 else ref)
+            values[name] = [float(t) for t in v.detach().float().cpu()]
+        except MetricUnavailable as exc:
+            unavailable[name] = str(exc)
+            values[name] = [None] * B
+    return values, unavailable
