@@ -1,0 +1,134 @@
+"""``archbench run``: one architecture, one task, scored results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from archbench.cli.app import app, console, err_console
+from archbench.errors import ConfigError
+
+
+def split_list(values: list[str] | None) -> list[str]:
+    """Accept both repeated options and comma-separated values."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(s.strip() for s in v.split(",") if s.strip())
+    return out
+
+
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` -> dict with numbers and booleans parsed."""
+    from archbench.architectures.registry import _parse_value
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"malformed --option {pair!r}; expected KEY=VALUE")
+        k, v = pair.split("=", 1)
+        out[k.strip().replace("-", "_")] = _parse_value(v)
+    return out
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def results_table(results, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    metric_names: list[str] = []
+    for r in results:
+        for m in r.metrics:
+            if m not in metric_names:
+                metric_names.append(m)
+    for col in ["image", "layer", "final_loss", *metric_names, "iters", "seconds", "status"]:
+        table.add_column(col, justify="left" if col in ("image", "layer", "status") else "right")
+    for r in results:
+        vals = ["—" if r.metrics.get(m) is None else f"{r.metrics[m]:.4g}" for m in metric_names]
+        status = r.status if not r.error else f"[red]{r.status}: {r.error}[/]"
+        loss = "—" if r.final_loss is None else f"{r.final_loss:.4g}"
+        table.add_row(r.image, r.layer, loss, *vals, str(r.iterations), f"{r.seconds:.1f}", status)
+    return table
+
+
+@app.command()
+def run(
+    arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture spec: vgg19, vgg19(pool=max), tv:resnet18, timm:NAME, file.py:factory.")] = "vgg19",
+    task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct (see `archbench list tasks`).")] = "reconstruct",
+    layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer(s) to use, repeatable or comma-separated (reconstruct: each separately; default pool1..pool5 for VGG).")] = None,
+    image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Built-in image name, file or folder; repeatable. Default: astronaut.")] = None,
+    size: Annotated[int | None, typer.Option(help="Image side in px. Default: 256 on GPU (paper), 128 on CPU.")] = None,
+    iters: Annotated[int | None, typer.Option("--iters", help="Optimiser iterations per problem. Default: 500 on GPU (paper), 100 on CPU.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights and the white-noise start.")] = 0,
+    init: Annotated[str, typer.Option(help="Weights: gaussian:SIGMA, kaiming, orthogonal, uniform, pretrained, checkpoint:PATH.")] = "gaussian:0.015",
+    device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu, cuda.")] = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for images and results.csv/results.jsonl.")] = Path("archbench-out"),
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", help="Metrics, comma-separated (default: the task's).")] = None,
+    optimizer: Annotated[str, typer.Option(help="lbfgs (paper) or adam.")] = "lbfgs",
+    history: Annotated[int, typer.Option(help="L-BFGS history size.")] = 100,
+    normalize: Annotated[str | None, typer.Option(help="reconstruct: feature-loss normalisation relative (default), paper, none.")] = None,
+    tv_weight: Annotated[float | None, typer.Option(help="reconstruct: weight of the TV^beta prior (default 0 = off).")] = None,
+    tv_beta: Annotated[float | None, typer.Option(help="reconstruct: beta of the TV prior (default 2).")] = None,
+    alpha_weight: Annotated[float | None, typer.Option(help="reconstruct: weight of the alpha-norm prior (default 0 = off).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Any task option as KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Run one task on one architecture, write images and scored results, and print a table."""
+    from archbench.runner import default_size_iterations, resolve_device, run_task
+
+    options = parse_options(option)
+    layers = split_list(layer)
+    if layers:
+        options["layers"] = layers
+    for key, value in (("normalize", normalize), ("tv_weight", tv_weight), ("tv_beta", tv_beta), ("alpha_weight", alpha_weight)):
+        if value is not None:
+            options[key] = value
+    dev = resolve_device(device)
+    d_size, d_iters = default_size_iterations(dev)
+    size, iters = size or d_size, iters or d_iters
+    console.print(
+        f"[bold]{task}[/] on [bold]{arch}[/] ({init}, seed {seed}): {size} px, {iters} iterations, {optimizer}, on {dev}"
+        + ("" if dev.type == "cuda" else " [dim](CPU defaults; the paper's 256 px / 500 iterations with --size 256 --iters 500)[/]"),
+        highlight=False,
+    )
+    with progress_bar() as bar:
+        bar_task = bar.add_task("optimising", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(bar_task, completed=done, total=total)
+
+        report = run_task(
+            arch,
+            task,
+            images=split_list(image) or ["astronaut"],
+            size=size,
+            iterations=iters,
+            seed=seed,
+            init=init,
+            device=dev,
+            metrics=split_list(metrics) or None,
+            options=options,
+            optimizer=optimizer,
+            history=history,
+            out_dir=out,
+            progress=progress,
+        )
+    for name, why in report.unavailable.items():
+        err_console.print(f"[yellow]note:[/] metric {name} unavailable: {why}", highlight=False)
+    console.print(results_table(report.results, f"{task} · {arch} · {init} · seed {seed}"))
+    console.print(f"results: {', '.join(str(p) for p in report.files)}", highlight=False)
+    failed = [r for r in report.results if r.status != "done"]
+    if failed:
+        err_console.print(f"[red]{len(failed)} of {len(report.results)} optimisations failed[/]")
+        raise typer.Exit(1)

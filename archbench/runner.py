@@ -1,0 +1,180 @@
+"""Run a task on an architecture and score it: the library behind ``archbench run`` and sweeps.
+
+spec -> network -> task (optimisation) -> metrics -> :class:`~archbench.results.Result` rows,
+and optionally the images and result files in an output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archbench.architectures import create_arch
+from archbench.architectures.base import TappedNetwork
+from archbench.errors import ConfigError
+from archbench.images import expand_sources, save_image
+from archbench.metrics import compute_metrics, get_metric
+from archbench.optimizers import OptimConfig
+from archbench.results import Result, package_versions, write_results
+from archbench.tasks import TaskJob, get_task
+from archbench.tasks.base import Progress
+
+log = logging.getLogger(__name__)
+
+#: (size, iterations) used when not given: the paper's settings on a GPU, and settings that
+#: finish the default job in under 3 minutes on a 2-core CPU
+GPU_DEFAULTS = (256, 500)
+CPU_DEFAULTS = (128, 100)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is checked."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"invalid device {device!r}; valid: auto, cpu, cuda, cuda:N") from None
+
+
+def default_size_iterations(device: torch.device) -> tuple[int, int]:
+    """Default image size and iteration count for ``device``."""
+    return GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text``."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_") or "x"
+
+
+@dataclass
+class RunReport:
+    """What :func:`run_task` produced.
+
+    Attributes:
+        results: one :class:`Result` per optimisation problem.
+        unavailable: metric name -> why it could not be computed (e.g. missing weights).
+        size, iterations, device: the settings actually used.
+        files: result files written (empty when no ``out_dir``).
+    """
+
+    results: list[Result]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+    iterations: int = 0
+    device: str = "cpu"
+    files: list[Path] = field(default_factory=list)
+
+
+def run_task(
+    arch: str,
+    task: str = "reconstruct",
+    images: Sequence[str] = ("astronaut",),
+    *,
+    size: int | None = None,
+    iterations: int | None = None,
+    seed: int = 0,
+    init: str = "gaussian:0.015",
+    device: str | torch.device = "auto",
+    metrics: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+    optimizer: str = "lbfgs",
+    history: int = 100,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    net: TappedNetwork | None = None,
+) -> RunReport:
+    """Build ``arch``, run ``task`` on ``images``, score the results and optionally save them.
+
+    Args:
+        arch: architecture spec (``"vgg19"``, ``"vgg19(pool=max)"``, ``"tv:resnet18"``, ``"f.py:make"``).
+        task: task name (``archbench list tasks``).
+        images: built-in image names, files or folders.
+        size: image side in pixels (default: 256 on GPU, 128 on CPU).
+        iterations: optimiser iterations per problem (default: 500 on GPU, 100 on CPU).
+        seed: seed of the weights and of the white-noise start.
+        init: weight initialisation (see :mod:`archbench.architectures.init`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        metrics: metric names (default: the task's defaults).
+        options: task options (e.g. ``{"layers": ["pool3"]}`` for reconstruct).
+        optimizer: ``"lbfgs"`` or ``"adam"``; ``history``: L-BFGS history size.
+        out_dir: where to write PNGs and ``results.csv``/``results.jsonl`` (nothing written if None).
+        progress: callback ``(done, total)`` over the optimisation.
+        net: an already built network to reuse (its provenance must match ``arch``/``init``/``seed``).
+
+    Everything that can be validated (names, layers, images, sizes, checkpoints) is validated before
+    any file is written.
+    """
+    dev = resolve_device(device)
+    d_size, d_iters = default_size_iterations(dev)
+    size = size or d_size
+    iterations = iterations or d_iters
+    task_obj = get_task(task)
+    metric_names = list(metrics) if metrics is not None else list(task_obj.default_metrics)
+    for name in metric_names:
+        get_metric(name)
+    job = TaskJob(
+        images=expand_sources(list(images)),
+        size=size,
+        seed=seed,
+        optim=OptimConfig(method=optimizer, iterations=iterations, history=history),
+        options=dict(options or {}),
+        device=dev,
+    )
+    if net is None:
+        net = create_arch(arch, init=init, seed=seed, device=dev)
+    task_obj.validate(net, job)  # raises before anything is written
+
+    log.info("running %s on %s (%s, seed %d) at %d px for %d iterations on %s", task, arch, init, seed, size, iterations, dev)
+    outputs = task_obj.run(net, job, progress)
+
+    versions = package_versions()
+    settings = {"optimizer": optimizer, "history": history, **{k: v for k, v in job.options.items()}}
+    report = RunReport(results=[], size=size, iterations=iterations, device=str(dev))
+    for out in outputs:
+        refs = {role: img.unsqueeze(0) for role, img in out.references.items()}
+        values, unavailable = compute_metrics(metric_names, out.result.unsqueeze(0), refs)
+        report.unavailable.update(unavailable)
+        res = Result(
+            arch=arch,
+            init=init,
+            seed=seed,
+            task=task,
+            layer=out.layer,
+            image=out.image,
+            size=size,
+            iterations=out.iterations,
+            evaluations=out.evaluations,
+            final_loss=out.final_loss,
+            metrics={m: v[0] for m, v in values.items()},
+            seconds=out.seconds,
+            device=str(dev),
+            status="failed" if out.failed else "done",
+            error=out.failed,
+            loss_trace=out.loss_trace,
+            settings={"iterations_budget": iterations, **settings},
+            extra=out.extra,
+            versions=versions,
+        )
+        if out_dir is not None:
+            base = Path(out_dir) / f"{slug(arch)}-{slug(init)}-s{seed}" / slug(out.image)
+            for kind, img in (("target", out.references.get("target")), ("start", out.start), ("result", out.result)):
+                if img is not None:
+                    res.paths[kind] = str(save_image(img, base / f"{slug(out.layer)}-{kind}.png"))
+            for role, img in out.references.items():
+                if role != "target":
+                    res.paths[role] = str(save_image(img, base / f"{role}.png"))
+        report.results.append(res)
+    if out_dir is not None:
+        report.files = list(write_results(out_dir, report.results))
+    return report

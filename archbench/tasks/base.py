@@ -1,0 +1,131 @@
+"""The task interface and registry.
+
+A task turns a network and a :class:`TaskJob` (images, size, iterations, seed, task options) into
+:class:`TaskOutput` s: one per optimisation problem (e.g. one per image and layer), with the
+result image, its start, the reference images metrics compare with, and the loss trace. Scoring,
+saving and storing happen downstream (:mod:`archbench.runner`), so a task only optimises.
+
+Add a task as a module in this package with a class decorated by :func:`register_task`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from archbench.architectures.base import TappedNetwork
+from archbench.errors import ConfigError
+from archbench.optimizers import OptimConfig
+from archbench.registry import Registry
+
+#: progress(done_units, total_units)
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TaskJob:
+    """What to run, independent of the network.
+
+    Attributes:
+        images: image sources (built-in names or paths); the task's main images (targets for
+            reconstruction, textures for texture synthesis, content images for style transfer).
+        size: side of the (square) images in pixels.
+        seed: seed of the white-noise start (and of anything else random in the task).
+        optim: optimiser settings.
+        options: task-specific settings, validated by the task's ``Options`` dataclass.
+        device: where to run.
+    """
+
+    images: list[str]
+    size: int
+    seed: int = 0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    options: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+@dataclass
+class TaskOutput:
+    """The outcome of one optimisation problem.
+
+    Attributes:
+        image: label of the main image (built-in name or file stem).
+        layer: label of the layer(s) used (``pool3``, ``conv1_1+conv2_1``...).
+        result: optimised image ``(3, H, W)`` in [0, 1] (clamped for saving and scoring).
+        start: the starting image ``(3, H, W)``.
+        references: role (``"target"``, ``"style"``) -> ``(3, H, W)`` image metrics compare with.
+        final_loss: final value of the task's (normalised) loss.
+        loss_trace: loss after each iteration.
+        iterations: iterations run; ``evaluations``: loss evaluations used.
+        seconds: wall time of this problem's share of the optimisation.
+        failed: ``None`` or the reason the optimisation failed.
+        extra: task-specific provenance (layer weights used, settings) stored with the result.
+    """
+
+    image: str
+    layer: str
+    result: torch.Tensor
+    start: torch.Tensor
+    references: dict[str, torch.Tensor]
+    final_loss: float
+    loss_trace: list[float]
+    iterations: int
+    evaluations: int
+    seconds: float
+    failed: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Task:
+    """Base class of tasks. Subclasses set ``name``, ``description``, ``default_metrics``,
+    optionally an ``Options`` dataclass, and implement :meth:`run`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    default_metrics: ClassVar[tuple[str, ...]] = ()
+    Options: ClassVar[type | None] = None
+
+    def parse_options(self, options: dict[str, Any]) -> Any:
+        """Validate ``options`` against ``Options``; unknown keys give a clear error."""
+        if self.Options is None:
+            if options:
+                raise ConfigError(f"task {self.name!r} takes no options, got {', '.join(options)}")
+            return None
+        import dataclasses
+
+        valid = {f.name for f in dataclasses.fields(self.Options)}
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for task {self.name!r}; valid: {', '.join(sorted(valid))}"
+            )
+        return self.Options(**options)
+
+    def validate(self, net: TappedNetwork, job: TaskJob) -> None:
+        """Check everything that can be checked before any work (layers exist, images load,
+        sizes fit) so that a bad input fails before anything is written."""
+
+    def run(self, net: TappedNetwork, job: TaskJob, progress: Progress | None = None) -> list[TaskOutput]:
+        raise NotImplementedError
+
+
+TASKS: Registry[type[Task]] = Registry("task", entry_point_group="archbench.tasks")
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator registering a task under its ``name``."""
+    TASKS.add(cls.name, cls)
+    return cls
+
+
+def get_task(name: str) -> Task:
+    """An instance of the task registered as ``name``."""
+    return TASKS.get(name)()
+
+
+def list_tasks(pattern: str | None = None) -> list[str]:
+    """Registered task names."""
+    return TASKS.names(pattern)

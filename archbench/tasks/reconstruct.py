@@ -1,0 +1,181 @@
+"""Task 1 of the paper: invert a representation (reconstruction from white noise).
+
+x* = argmin_x  L(F_l(x), F_l(x0)) + λ_TV·TV^β(x) + λ_α·‖x‖_α^α
+
+where F_l is the output of tap ``l``. The feature term is normalised (``normalize``):
+``relative`` (default) divides by ‖F_l(x0)‖², the scale-free form that keeps L-BFGS moving with
+small random weights (σ = 0.015 shrinks features about tenfold per stage, so absolute units stall
+it); ``paper`` is the paper's 1/(2·N_l·M_l) with ω_l from the automatic pre-pass (the reciprocal
+mean absolute input gradient of the layer's loss at the white-noise start); ``none`` is the raw
+squared distance. The Mahendran–Vedaldi priors (TV^β, α-norm) are off by default, as in the paper.
+Every layer is its own reconstruction; problems that share a layer are optimised as one batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from archbench.architectures.base import TappedNetwork
+from archbench.errors import ConfigError
+from archbench.images import image_label, load_image
+from archbench.losses import FEATURE_NORMS, alpha_norm, feature_loss, tv_loss
+from archbench.optimizers import minimize
+from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
+
+
+def default_layers(net: TappedNetwork) -> list[str]:
+    """The layers reconstructed by default: the architecture's own list if it declares one
+    (``default_reconstruct_layers``), otherwise the first spatial tap at each stride level >= 1
+    (pool1 ... pool5 for VGG)."""
+    declared = getattr(net, "default_reconstruct_layers", None)
+    if declared:
+        return list(declared)
+    seen: dict[int, str] = {}
+    for tap in net.taps:
+        if tap.spatial and tap.level >= 1 and tap.level not in seen:
+            seen[tap.level] = tap.name
+    return [seen[k] for k in sorted(seen)]
+
+
+def white_noise(shape: tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
+    """Uniform white noise in [0, 1] from a seeded generator (same on every device)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    return torch.rand(shape, generator=gen).to(device)
+
+
+@torch.no_grad()
+def auto_layer_weight(net: TappedNetwork, layer: str, x0: torch.Tensor, target: torch.Tensor, norm: str) -> torch.Tensor:
+    """The paper's automatic weight ω_l = 1 / mean |∂L_l/∂x| at ``x0`` (per sample, ``(B,)``)."""
+    with torch.enable_grad():
+        x = x0.detach().clone().requires_grad_(True)
+        loss = feature_loss(net(x, [layer])[layer], target, norm)
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+    return 1.0 / grad.abs().flatten(1).mean(1).clamp_min(1e-30)
+
+
+@dataclass
+class ReconstructOptions:
+    """Options of the reconstruction task.
+
+    Attributes:
+        layers: taps to reconstruct from, each separately (default: pool1 ... pool5 for VGG).
+        normalize: feature-loss normalisation: relative (default), paper, none.
+        tv_weight: weight λ_TV of the TV^β prior (0 = off, the paper's setting).
+        tv_beta: β of the TV prior (2 = squared differences).
+        alpha_weight: weight λ_α of the α-norm prior (0 = off).
+        alpha: α of the α-norm prior.
+    """
+
+    layers: list[str] | None = None
+    normalize: str = "relative"
+    tv_weight: float = 0.0
+    tv_beta: float = 2.0
+    alpha_weight: float = 0.0
+    alpha: float = 6.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layers, str):
+            self.layers = [s for s in self.layers.split(",") if s]
+        if self.normalize not in FEATURE_NORMS:
+            raise ConfigError(f"unknown normalize={self.normalize!r}; valid: {', '.join(FEATURE_NORMS)}")
+        for name in ("tv_weight", "alpha_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+
+
+class ReconstructObjective:
+    """Per-sample reconstruction loss for a batch sharing one layer.
+
+    Call as ``objective(x)`` for the whole batch or ``objective(x, index)`` for the samples
+    ``index`` of it (so an optimiser may split the batch into chunks).
+    """
+
+    def __init__(
+        self, net: TappedNetwork, layer: str, targets: torch.Tensor, weights: torch.Tensor, opts: ReconstructOptions
+    ) -> None:
+        self.net, self.layer, self.targets, self.weights, self.opts = net, layer, targets, weights, opts
+
+    def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        targets = self.targets if index is None else self.targets[index]
+        weights = self.weights if index is None else self.weights[index]
+        f = self.net(x, [self.layer])[self.layer]
+        loss = weights * feature_loss(f.float(), targets, self.opts.normalize)
+        if self.opts.tv_weight:
+            loss = loss + self.opts.tv_weight * tv_loss(x, self.opts.tv_beta)
+        if self.opts.alpha_weight:
+            loss = loss + self.opts.alpha_weight * alpha_norm(x, self.opts.alpha)
+        return loss
+
+
+@register_task
+class Reconstruct(Task):
+    """Reconstruct each image from white noise through one layer's features."""
+
+    name = "reconstruct"
+    description = "invert a layer's features from white noise (He et al. 2016, task 1)"
+    default_metrics = ("ssim", "psnr")
+    Options = ReconstructOptions
+
+    def layers(self, net: TappedNetwork, opts: ReconstructOptions) -> list[str]:
+        layers = opts.layers or default_layers(net)
+        for layer in layers:
+            net.tap(layer)
+        return layers
+
+    def validate(self, net: TappedNetwork, job: TaskJob) -> None:
+        opts = self.parse_options(job.options)
+        layers = self.layers(net, opts)
+        need = max(net.tap(layer).min_size for layer in layers)
+        net.check_input_size(job.size, job.size, layers)
+        for src in job.images:
+            load_image(src, job.size, min_side=need)
+
+    def run(self, net: TappedNetwork, job: TaskJob, progress: Progress | None = None) -> list[TaskOutput]:
+        opts = self.parse_options(job.options)
+        layers = self.layers(net, opts)
+        device = job.device
+        need = max(net.tap(layer).min_size for layer in layers)
+        targets = torch.cat([load_image(s, job.size, min_side=need) for s in job.images]).to(device)
+        n_img = targets.shape[0]
+        starts = white_noise(tuple(targets.shape), job.seed, device)
+        total = job.optim.iterations * n_img * len(layers)
+        outputs: list[TaskOutput] = []
+        for g, layer in enumerate(layers):
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                feats = net(targets, [layer])[layer].float()
+            if opts.normalize == "paper":
+                weights = auto_layer_weight(net, layer, starts, feats, opts.normalize)
+            else:
+                weights = torch.ones(n_img, device=device)
+            objective = ReconstructObjective(net, layer, feats, weights, opts)
+            offset = g * job.optim.iterations * n_img
+
+            def report(done: int, _total: int, offset: int = offset) -> None:
+                if progress:
+                    progress(offset + done, total)
+
+            res = minimize(objective, starts, job.optim, report)
+            seconds = (time.perf_counter() - t0) / n_img
+            for b, src in enumerate(job.images):
+                trace = res.loss_trace[b].tolist()
+                outputs.append(
+                    TaskOutput(
+                        image=image_label(src),
+                        layer=layer,
+                        result=res.x[b].clamp(0, 1),
+                        start=starts[b],
+                        references={"target": targets[b]},
+                        final_loss=float(res.final_loss[b]),
+                        loss_trace=trace,
+                        iterations=int(res.iterations[b]),
+                        evaluations=int(res.evaluations[b]),
+                        seconds=seconds,
+                        failed=res.failed[b] if res.failed else None,
+                        extra={"layer_weight": float(weights[b]), "normalize": opts.normalize},
+                    )
+                )
+        return outputs
