@@ -76,7 +76,84 @@ class RunReport:
     files: list[Path] = field(default_factory=list)
 
 
-def run_task(
+@dataclass
+class PreparedRun:
+    """A validated run, ready to execute: see :func:`prepare_run`."""
+
+    arch: str
+    task: str
+    init: str
+    seed: int
+    net: TappedNetwork
+    job: TaskJob
+    metrics: list[str]
+    settings: dict[str, Any]
+
+    @property
+    def size(self) -> int:
+        return self.job.size
+
+    @property
+    def iterations(self) -> int:
+        return self.job.optim.iterations
+
+    @property
+    def device(self) -> torch.device:
+        return self.job.device
+
+    def execute(self, out_dir: str | Path | None = None, progress: Progress | None = None) -> RunReport:
+        """Optimise, score, and (with ``out_dir``) write the images and result files."""
+        log.info(
+            "running %s on %s (%s, seed %d) at %d px for %d iterations on %s",
+            self.task, self.arch, self.init, self.seed, self.size, self.iterations, self.device,
+        )
+        outputs = get_task(self.task).run(self.net, self.job, progress)
+        versions = package_versions()
+        report = RunReport(results=[], size=self.size, iterations=self.iterations, device=str(self.device))
+        for out in outputs:
+            refs = {role: img.unsqueeze(0) for role, img in out.references.items()}
+            values, unavailable = compute_metrics(self.metrics, out.result.unsqueeze(0), refs)
+            report.unavailable.update(unavailable)
+            res = Result(
+                arch=self.arch,
+                init=self.init,
+                seed=self.seed,
+                task=self.task,
+                layer=out.layer,
+                image=out.image,
+                size=self.size,
+                iterations=out.iterations,
+                evaluations=out.evaluations,
+                final_loss=out.final_loss,
+                metrics={m: v[0] for m, v in values.items()},
+                seconds=out.seconds,
+                device=str(self.device),
+                status="failed" if out.failed else "done",
+                error=out.failed,
+                loss_trace=out.loss_trace,
+                settings=dict(self.settings),
+                extra=out.extra,
+                versions=versions,
+            )
+            if out_dir is not None:
+                self._save_images(Path(out_dir), out, res)
+            report.results.append(res)
+        if out_dir is not None:
+            report.files = list(write_results(out_dir, report.results))
+        return report
+
+    def _save_images(self, out_dir: Path, out, res: Result) -> None:
+        base = out_dir / f"{slug(self.arch)}-{slug(self.init)}-s{self.seed}" / slug(out.image)
+        images = {"target": out.references.get("target"), "start": out.start, "result": out.result}
+        for kind, img in images.items():
+            if img is not None:
+                res.paths[kind] = str(save_image(img, base / f"{slug(out.layer)}-{kind}.png"))
+        for role, img in out.references.items():
+            if role != "target":
+                res.paths[role] = str(save_image(img, base / f"{role}.png"))
+
+
+def prepare_run(
     arch: str,
     task: str = "reconstruct",
     images: Sequence[str] = ("astronaut",),
@@ -90,31 +167,10 @@ def run_task(
     options: dict[str, Any] | None = None,
     optimizer: str = "lbfgs",
     history: int = 100,
-    out_dir: str | Path | None = None,
-    progress: Progress | None = None,
     net: TappedNetwork | None = None,
-) -> RunReport:
-    """Build ``arch``, run ``task`` on ``images``, score the results and optionally save them.
-
-    Args:
-        arch: architecture spec (``"vgg19"``, ``"vgg19(pool=max)"``, ``"tv:resnet18"``, ``"f.py:make"``).
-        task: task name (``archbench list tasks``).
-        images: built-in image names, files or folders.
-        size: image side in pixels (default: 256 on GPU, 128 on CPU).
-        iterations: optimiser iterations per problem (default: 500 on GPU, 100 on CPU).
-        seed: seed of the weights and of the white-noise start.
-        init: weight initialisation (see :mod:`archbench.architectures.init`).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        metrics: metric names (default: the task's defaults).
-        options: task options (e.g. ``{"layers": ["pool3"]}`` for reconstruct).
-        optimizer: ``"lbfgs"`` or ``"adam"``; ``history``: L-BFGS history size.
-        out_dir: where to write PNGs and ``results.csv``/``results.jsonl`` (nothing written if None).
-        progress: callback ``(done, total)`` over the optimisation.
-        net: an already built network to reuse (its provenance must match ``arch``/``init``/``seed``).
-
-    Everything that can be validated (names, layers, images, sizes, checkpoints) is validated before
-    any file is written.
-    """
+) -> PreparedRun:
+    """Resolve defaults, build the network and validate everything (names, layers, images, sizes,
+    checkpoints) without running or writing anything. Arguments as for :func:`run_task`."""
     dev = resolve_device(device)
     d_size, d_iters = default_size_iterations(dev)
     size = size or d_size
@@ -133,48 +189,38 @@ def run_task(
     )
     if net is None:
         net = create_arch(arch, init=init, seed=seed, device=dev)
-    task_obj.validate(net, job)  # raises before anything is written
+    task_obj.validate(net, job)
+    settings = {"iterations_budget": iterations, "optimizer": optimizer, "history": history, **job.options}
+    return PreparedRun(arch, task, init, seed, net, job, metric_names, settings)
 
-    log.info("running %s on %s (%s, seed %d) at %d px for %d iterations on %s", task, arch, init, seed, size, iterations, dev)
-    outputs = task_obj.run(net, job, progress)
 
-    versions = package_versions()
-    settings = {"optimizer": optimizer, "history": history, **{k: v for k, v in job.options.items()}}
-    report = RunReport(results=[], size=size, iterations=iterations, device=str(dev))
-    for out in outputs:
-        refs = {role: img.unsqueeze(0) for role, img in out.references.items()}
-        values, unavailable = compute_metrics(metric_names, out.result.unsqueeze(0), refs)
-        report.unavailable.update(unavailable)
-        res = Result(
-            arch=arch,
-            init=init,
-            seed=seed,
-            task=task,
-            layer=out.layer,
-            image=out.image,
-            size=size,
-            iterations=out.iterations,
-            evaluations=out.evaluations,
-            final_loss=out.final_loss,
-            metrics={m: v[0] for m, v in values.items()},
-            seconds=out.seconds,
-            device=str(dev),
-            status="failed" if out.failed else "done",
-            error=out.failed,
-            loss_trace=out.loss_trace,
-            settings={"iterations_budget": iterations, **settings},
-            extra=out.extra,
-            versions=versions,
-        )
-        if out_dir is not None:
-            base = Path(out_dir) / f"{slug(arch)}-{slug(init)}-s{seed}" / slug(out.image)
-            for kind, img in (("target", out.references.get("target")), ("start", out.start), ("result", out.result)):
-                if img is not None:
-                    res.paths[kind] = str(save_image(img, base / f"{slug(out.layer)}-{kind}.png"))
-            for role, img in out.references.items():
-                if role != "target":
-                    res.paths[role] = str(save_image(img, base / f"{role}.png"))
-        report.results.append(res)
-    if out_dir is not None:
-        report.files = list(write_results(out_dir, report.results))
-    return report
+def run_task(
+    arch: str,
+    task: str = "reconstruct",
+    images: Sequence[str] = ("astronaut",),
+    *,
+    out_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    **kwargs: Any,
+) -> RunReport:
+    """Build ``arch``, run ``task`` on ``images``, score the results and optionally save them.
+
+    Args:
+        arch: architecture spec (``"vgg19"``, ``"vgg19(pool=max)"``, ``"tv:resnet18"``, ``"f.py:make"``).
+        task: task name (``archbench list tasks``).
+        images: built-in image names, files or folders.
+        out_dir: where to write PNGs and ``results.csv``/``results.jsonl`` (nothing written if None).
+        progress: callback ``(done, total)`` over the optimisation.
+        size: image side in pixels (default: 256 on GPU, 128 on CPU).
+        iterations: optimiser iterations per problem (default: 500 on GPU, 100 on CPU).
+        seed: seed of the weights and of the white-noise start.
+        init: weight initialisation (see :mod:`archbench.architectures.init`).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        metrics: metric names (default: the task's defaults).
+        options: task options (e.g. ``{"layers": ["pool3"]}`` for reconstruct).
+        optimizer: ``"lbfgs"`` or ``"adam"``; ``history``: L-BFGS history size.
+        net: an already built network to reuse (built from ``arch``/``init``/``seed``).
+
+    Everything that can be validated is validated before any file is written.
+    """
+    return prepare_run(arch, task, images, **kwargs).execute(out_dir, progress)

@@ -85,7 +85,7 @@ def run(
     option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Any task option as KEY=VALUE (repeatable).")] = None,
 ) -> None:
     """Run one task on one architecture, write images and scored results, and print a table."""
-    from archbench.runner import default_size_iterations, resolve_device, run_task
+    from archbench.runner import prepare_run
 
     options = parse_options(option)
     layers = split_list(layer)
@@ -94,12 +94,25 @@ def run(
     for key, value in (("normalize", normalize), ("tv_weight", tv_weight), ("tv_beta", tv_beta), ("alpha_weight", alpha_weight)):
         if value is not None:
             options[key] = value
-    dev = resolve_device(device)
-    d_size, d_iters = default_size_iterations(dev)
-    size, iters = size or d_size, iters or d_iters
+    prepared = prepare_run(
+        arch,
+        task,
+        images=split_list(image) or ["astronaut"],
+        size=size,
+        iterations=iters,
+        seed=seed,
+        init=init,
+        device=device,
+        metrics=split_list(metrics) or None,
+        options=options,
+        optimizer=optimizer,
+        history=history,
+    )
+    dev = prepared.device
     console.print(
-        f"[bold]{task}[/] on [bold]{arch}[/] ({init}, seed {seed}): {size} px, {iters} iterations, {optimizer}, on {dev}"
-        + ("" if dev.type == "cuda" else " [dim](CPU defaults; the paper's 256 px / 500 iterations with --size 256 --iters 500)[/]"),
+        f"[bold]{task}[/] on [bold]{arch}[/] ({init}, seed {seed}): {prepared.size} px, "
+        f"{prepared.iterations} iterations, {optimizer}, on {dev}"
+        + ("" if dev.type == "cuda" else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
         highlight=False,
     )
     with progress_bar() as bar:
@@ -108,22 +121,7 @@ def run(
         def progress(done: int, total: int) -> None:
             bar.update(bar_task, completed=done, total=total)
 
-        report = run_task(
-            arch,
-            task,
-            images=split_list(image) or ["astronaut"],
-            size=size,
-            iterations=iters,
-            seed=seed,
-            init=init,
-            device=dev,
-            metrics=split_list(metrics) or None,
-            options=options,
-            optimizer=optimizer,
-            history=history,
-            out_dir=out,
-            progress=progress,
-        )
+        report = prepared.execute(out, progress)
     for name, why in report.unavailable.items():
         err_console.print(f"[yellow]note:[/] metric {name} unavailable: {why}", highlight=False)
     console.print(results_table(report.results, f"{task} · {arch} · {init} · seed {seed}"))

@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny images on disk and the path of the console script."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def archbench_exe() -> str:
+    """The ``archbench`` console script of the running interpreter's environment."""
+    exe = Path(sys.executable).parent / "archbench"
+    return str(exe) if exe.exists() else (shutil.which("archbench") or "archbench")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``archbench ARGS`` in a subprocess and capture its output."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [archbench_exe(), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def photo_png(tmp_path: Path) -> Path:
+    """A 64x64 RGB crop of the astronaut photo written as PNG."""
+    from PIL import Image
+    from skimage.data import astronaut
+
+    path = tmp_path / "photo.png"
+    Image.fromarray(astronaut()[100:228:2, 180:308:2]).save(path)
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
