@@ -1,32 +1,87 @@
-"""Adam over a batch of independent samples (Adam's update is per element, so batching is exact)."""
+"""Adam over a batch of independent samples, without host synchronisation.
+
+Adam's update is element-wise, so batching is exact. The update is ``torch.optim.Adam``'s
+(``betas = (0.9, 0.999)``, ``eps = 1e-8``, no weight decay)::
+
+    m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+    x = x - lr * (m / (1 - b1^k)) / (sqrt(v / (1 - b2^k)) + eps)
+
+written out here so that it can be masked per sample: a sample whose loss or gradient becomes
+non-finite is frozen at its last finite iterate and reported as failed
+(``"non-finite loss at iteration k"``); a sample whose gradient's max-abs falls to
+``tolerance_grad`` stops. One iteration = one step; the loss after the last step is evaluated
+without a gradient.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback
+from archbench.optimizers.runtime import Evaluator
+
+BETAS = (0.9, 0.999)
+EPS = 1e-8
 
 
 def adam(
     objective: Objective, x0: torch.Tensor, config: OptimConfig, progress: ProgressCallback | None = None
 ) -> OptimResult:
+    """Batched, synchronisation-free Adam (see the module docstring)."""
+    ev = Evaluator.create(objective, x0, config)
+    dtype = torch.float64 if x0.dtype == torch.float64 else torch.float32
     B = x0.shape[0]
-    x = x0.detach().clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=config.step_size)
-    trace = torch.empty(B, config.iterations)
-    failed: list[str | None] = [None] * B
-    for it in range(config.iterations):
-        opt.zero_grad()
-        losses = objective(x)
-        losses.sum().backward()
-        opt.step()
-        trace[:, it] = losses.detach().cpu()
-        if progress:
-            progress((it + 1) * B, config.iterations * B)
-    with torch.no_grad():
-        final = objective(x).detach().cpu()
-    trace = torch.cat([trace[:, 1:], final[:, None]], dim=1)
-    bad = ~torch.isfinite(final)
-    for b in torch.nonzero(bad).flatten().tolist():
-        failed[b] = "non-finite loss"
-    return OptimResult(x.detach(), trace, final, [config.iterations] * B, [config.iterations + 1] * B, failed)
+    N = config.iterations
+    lr = config.step_size
+    b1, b2 = BETAS
+
+    x = ev.flatten(x0.detach().to(dtype)).clone()
+    f, g = ev.loss_and_grad(x)
+    ok = torch.isfinite(f) & torch.isfinite(g).all(1)
+    fail_iter = torch.where(ok, -1, 0)
+    active = ok & (g.abs().amax(1) > config.tolerance_grad)
+    m1 = torch.zeros_like(x)
+    v = torch.zeros_like(x)
+    n_steps = torch.zeros(B, dtype=torch.long, device=x.device)
+    n_eval = torch.ones(B, dtype=torch.long, device=x.device)
+    trace = x.new_empty(B, N)
+
+    for k in range(1, N + 1):
+        mask = active[:, None]
+        g = torch.where(mask, g, 0.0)
+        m1 = torch.where(mask, torch.lerp(m1, g, 1 - b1), m1)
+        v = torch.where(mask, v * b2 + (1 - b2) * g * g, v)
+        denom = (v / (1 - b2**k)).sqrt_().add_(EPS)
+        x_new = torch.where(mask, x - (lr / (1 - b1**k)) * m1 / denom, x)
+        n_steps += active
+        n_eval += active
+        if k < N:
+            f_new, g = ev.loss_and_grad(x_new)
+            ok = torch.isfinite(f_new) & torch.isfinite(g).all(1)
+        else:
+            f_new = ev.losses(x_new)
+            ok = torch.isfinite(f_new)
+        bad = active & ~ok
+        fail_iter = torch.where(bad, k, fail_iter)
+        keep = active & ok
+        x = torch.where(keep[:, None], x_new, x)
+        f = torch.where(keep, f_new, f)
+        active = keep & (g.abs().amax(1) > config.tolerance_grad)
+        trace[:, k - 1] = f
+        if progress is not None:
+            progress(k * B, N * B)
+
+    fail_at = fail_iter.cpu().tolist()
+    steps = n_steps.cpu().tolist()
+    # a sample that failed at step k did not keep that step
+    steps = [s - 1 if fk > 0 else s for s, fk in zip(steps, fail_at, strict=True)]
+    final = f.cpu()
+    return OptimResult(
+        x=ev.unflatten(x).to(x0.dtype).contiguous(),
+        loss_trace=trace.cpu(),
+        final_loss=final,
+        iterations=steps,
+        evaluations=n_eval.cpu().tolist(),
+        failed=[None if k < 0 else f"non-finite loss at iteration {k}" for k in fail_at],
+        settings={**ev.settings, "implementation": "batched"},
+    )

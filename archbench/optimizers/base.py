@@ -1,19 +1,51 @@
-"""Optimiser configuration, result type and the :func:`minimize` dispatcher."""
+"""Optimiser configuration, result type, :func:`minimize` and :func:`minimize_chunked`.
+
+Objective contract
+------------------
+An *objective* maps a batch of images ``x`` of shape ``(B, C, H, W)`` (any ``(B, ...)`` shape
+works) to per-sample losses of shape ``(B,)``. Sample ``b``'s loss must depend only on ``x[b]``
+(no batch statistics, no coupling between samples): the optimisers rely on it to run ``B``
+independent problems in one forward/backward pass, and the gradient of ``losses.sum()`` with
+respect to ``x[b]`` is then exactly the gradient of ``losses[b]``.
+
+* :func:`minimize` takes ``objective(x) -> losses``: the whole batch is optimised at once.
+* :func:`minimize_chunked` takes a *sliceable* objective ``objective(x, index) -> losses``, where
+  ``index`` is a ``torch.long`` tensor on ``x``'s device holding the positions, in the full batch
+  ``x0``, of the samples in ``x`` (``x`` is ``x0[index]`` moved by the optimiser). The objective
+  selects its own per-sample targets with it, e.g. ``mse(net(x), target_features[index])``.
+  Chunking lets the optimiser split the batch when it does not fit in memory (it halves the chunk
+  size after a CUDA out-of-memory error and retries) without the caller knowing the chunk sizes.
+
+Under ``precision="bf16"`` the objective runs inside ``torch.autocast(dtype=torch.bfloat16)``:
+compute the final reduction in float32 (``features.float()`` before the loss) so that the loss is
+accurate enough for the line search. With ``channels_last`` the optimiser passes ``x`` in the
+channels-last memory format; convert the network once with
+``net.to(memory_format=torch.channels_last)`` (see :func:`prepare_module`) for the speed-up.
+"""
 
 from __future__ import annotations
 
+import gc
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from archbench.errors import ConfigError
+from archbench.errors import ConfigError, OptimizationError
+
+log = logging.getLogger(__name__)
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
-#: called as ``progress(iteration, total_iterations)`` after each iteration
+#: ``objective(x, index) -> losses``; ``index`` holds the positions of ``x``'s samples in ``x0``.
+SliceableObjective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: called as ``progress(done, total)`` after each iteration, counted in sample-iterations
+#: (iterations x samples, so ``total = iterations * B``); it must not read device tensors.
 ProgressCallback = Callable[[int, int], None]
 
 METHODS = ("lbfgs", "adam")
+PRECISIONS = ("auto", "fp32", "bf16")
+LINE_SEARCHES = ("backtracking", "none")
 
 
 @dataclass
@@ -22,12 +54,26 @@ class OptimConfig:
 
     Attributes:
         method: ``"lbfgs"`` (default, as in the paper) or ``"adam"``.
-        iterations: iteration budget per sample. For L-BFGS one iteration is one quasi-Newton
-            step (which may take more than one loss evaluation); evaluations are reported too.
-        history: L-BFGS history size (number of stored curvature pairs).
-        lr: step size (L-BFGS: initial step scale, 1.0; Adam: learning rate).
+        iterations: iteration budget per sample. One iteration is one evaluation of the objective
+            (loss and gradient) for every sample of the batch. For L-BFGS an iteration evaluates a
+            trial step; a rejected trial (see ``line_search``) is retried with a shorter step in the
+            next iteration, so accepted quasi-Newton steps <= iterations. Both counts are reported.
+        history: L-BFGS history size (number of stored curvature pairs ``(s, y)``).
+        lr: step size (L-BFGS: scale of the trial step, 1.0; Adam: learning rate, 0.05).
         tolerance_grad: a sample stops when the max-abs of its gradient falls below this.
-        tolerance_change: a sample stops when its loss changes less than this (relative).
+        tolerance_change: a sample stops when its loss changes by less than this (relative to the
+            loss) or its step's max-abs is below it.
+        line_search: L-BFGS step acceptance. ``"backtracking"`` (default): a trial step is accepted
+            if it satisfies the Armijo condition ``f(x + t d) <= f(x) + 1e-4 t g.d``; otherwise the
+            next iteration tries a shorter step (quadratic interpolation, kept in ``[0.1 t, 0.5 t]``).
+            ``"none"``: every finite trial step is accepted (``torch.optim.LBFGS`` without a line
+            search, as in the PyTorch style-transfer tutorial).
+        precision: ``"fp32"`` (the input's dtype, no autocast), ``"bf16"`` (objective under bf16
+            autocast, TF32 for the remaining float32 matmuls/convolutions on CUDA) or ``"auto"``
+            (bf16 on CUDA, fp32 elsewhere). The optimiser's own state is always float32 or wider.
+        channels_last: pass 4-D inputs in the channels-last memory format; ``"auto"``: on CUDA only.
+        compile: run the objective through ``torch.compile``.
+        batch_size: largest chunk :func:`minimize_chunked` starts with (``None``: the whole batch).
     """
 
     method: str = "lbfgs"
@@ -36,6 +82,11 @@ class OptimConfig:
     lr: float | None = None
     tolerance_grad: float = 1e-9
     tolerance_change: float = 1e-12
+    line_search: str = "backtracking"
+    precision: str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool = False
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -44,6 +95,16 @@ class OptimConfig:
             raise ConfigError(f"iterations must be >= 1, got {self.iterations}")
         if self.history < 1:
             raise ConfigError(f"history must be >= 1, got {self.history}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.line_search not in LINE_SEARCHES:
+            raise ConfigError(f"unknown line_search {self.line_search!r}; valid: {', '.join(LINE_SEARCHES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        if self.channels_last not in (True, False, "auto"):
+            raise ConfigError(f"channels_last must be true, false or 'auto', got {self.channels_last!r}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
 
     @property
     def step_size(self) -> float:
@@ -61,10 +122,12 @@ class OptimResult:
         loss_trace: per-sample loss after each iteration, ``(B, T)`` on the CPU; ``T`` is the number
             of iterations run (samples that stopped early repeat their last value).
         final_loss: per-sample final loss, ``(B,)`` on the CPU.
-        iterations: iterations each sample actually ran, length ``B``.
+        iterations: iterations each sample actually ran, length ``B`` (fewer than the budget when it
+            stopped or failed early; for L-BFGS accepted steps are in ``settings["accepted_steps"]``).
         evaluations: objective evaluations each sample used, length ``B``.
         failed: per sample ``None`` or the reason it failed (e.g. a non-finite loss). A failed sample
             keeps the last finite iterate.
+        settings: what actually ran (resolved precision, channels_last, compile, chunk sizes, ...).
     """
 
     x: torch.Tensor
@@ -73,6 +136,7 @@ class OptimResult:
     iterations: list[int]
     evaluations: list[int]
     failed: list[str | None] = field(default_factory=list)
+    settings: dict[str, object] = field(default_factory=dict)
 
 
 def minimize(
@@ -84,12 +148,17 @@ def minimize(
     """Minimise each sample's loss independently, starting from ``x0``.
 
     Args:
-        objective: maps ``x`` of shape ``(B, ...)`` to losses of shape ``(B,)``.
-        x0: starting point, ``(B, ...)``; not modified.
+        objective: maps ``x`` of shape ``(B, ...)`` to losses of shape ``(B,)``; sample ``b``'s loss
+            depends on ``x[b]`` only (see the module docstring).
+        x0: starting point, ``(B, ...)``; not modified. Its device is where the work runs.
         config: optimiser settings (default :class:`OptimConfig`).
-        progress: optional callback after each iteration.
+        progress: optional callback ``progress(k * B, iterations * B)`` after iteration ``k``.
     """
     config = config or OptimConfig()
+    if x0.ndim < 1 or x0.shape[0] < 1:
+        raise ConfigError(f"x0 must have a non-empty batch dimension, got shape {tuple(x0.shape)}")
+    if not x0.is_floating_point():
+        raise ConfigError(f"x0 must be a floating-point tensor, got {x0.dtype}")
     if config.method == "lbfgs":
         from archbench.optimizers.lbfgs import lbfgs
 
@@ -97,3 +166,117 @@ def minimize(
     from archbench.optimizers.adam import adam
 
     return adam(objective, x0, config, progress)
+
+
+def _concat_results(parts: list[OptimResult]) -> OptimResult:
+    T = max(p.loss_trace.shape[1] for p in parts)
+    traces = []
+    for p in parts:
+        t = p.loss_trace
+        if t.shape[1] < T:
+            t = torch.cat([t, t[:, -1:].expand(-1, T - t.shape[1])], dim=1)
+        traces.append(t)
+    return OptimResult(
+        x=torch.cat([p.x for p in parts]),
+        loss_trace=torch.cat(traces),
+        final_loss=torch.cat([p.final_loss for p in parts]),
+        iterations=[i for p in parts for i in p.iterations],
+        evaluations=[e for p in parts for e in p.evaluations],
+        failed=[f for p in parts for f in p.failed],
+        settings=_merge_settings([p.settings for p in parts]),
+    )
+
+
+def _merge_settings(settings: list[dict[str, object]]) -> dict[str, object]:
+    """Settings of chunks: per-sample lists concatenated, ``iterations_run`` the maximum."""
+    out = dict(settings[0])
+    for key, value in settings[0].items():
+        if isinstance(value, list):
+            out[key] = [v for s in settings for v in s.get(key, [])]  # type: ignore[union-attr]
+        elif key == "iterations_run":
+            out[key] = max(int(s.get(key, 0)) for s in settings)  # type: ignore[call-overload]
+    return out
+
+
+def minimize_chunked(
+    objective: SliceableObjective,
+    x0: torch.Tensor,
+    config: OptimConfig | None = None,
+    batch_size: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> OptimResult:
+    """:func:`minimize` in chunks of at most ``batch_size`` samples, halving it on CUDA OOM.
+
+    Samples are independent, so the result equals one :func:`minimize` over the whole batch (up to
+    floating-point differences of batched kernels). A chunk that raises
+    ``torch.cuda.OutOfMemoryError`` is restarted from its ``x0`` with half the chunk size; the
+    smaller size is kept for the remaining chunks. A single sample that does not fit raises
+    :class:`OptimizationError`.
+
+    Args:
+        objective: ``objective(x, index) -> losses`` (see the module docstring); ``index`` is a
+            ``torch.long`` tensor on ``x0``'s device with the positions of ``x``'s samples in ``x0``.
+        x0: starting point of all samples, ``(B, ...)``.
+        config: optimiser settings; ``config.batch_size`` is the default chunk size.
+        batch_size: first chunk size to try (default ``config.batch_size``, else ``B``).
+        progress: optional callback ``progress(sample_iterations_done, B * iterations)``.
+    """
+    config = config or OptimConfig()
+    B = x0.shape[0]
+    size = batch_size or config.batch_size or B
+    if size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {size}")
+    size = min(size, B)
+    total = B * config.iterations
+    parts: list[OptimResult] = []
+    sizes: list[int] = []
+    start = 0
+    while start < B:
+        stop = min(start + size, B)
+        index = torch.arange(start, stop, device=x0.device)
+        n = stop - start
+
+        def chunk_objective(x: torch.Tensor, _index: torch.Tensor = index) -> torch.Tensor:
+            return objective(x, _index)
+
+        def chunk_progress(done: int, _total: int, _start: int = start) -> None:
+            if progress is not None:
+                progress(_start * config.iterations + done, total)
+
+        oom = False
+        try:
+            result = minimize(chunk_objective, x0[start:stop], config, chunk_progress)
+        except torch.cuda.OutOfMemoryError:
+            oom = True  # handled below, outside the except block, so its traceback frees memory
+        if oom:
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if n == 1:
+                raise OptimizationError(
+                    "out of device memory with a single sample; use a smaller image or a shallower layer"
+                ) from None
+            size = max(1, n // 2)
+            log.warning("out of device memory with %d samples per chunk; retrying with %d", n, size)
+            continue
+        parts.append(result)
+        sizes.append(n)
+        start = stop
+    out = _concat_results(parts)
+    out.settings["chunk_sizes"] = sizes
+    return out
+
+
+def prepare_module(module: torch.nn.Module, config: OptimConfig, device: torch.device | str) -> torch.nn.Module:
+    """Move ``module`` to ``device`` in the memory format :func:`minimize` will feed it.
+
+    With ``channels_last`` resolved to true (``"auto"``: on CUDA) the module's 4-D parameters are
+    converted to channels-last, which is what makes cuDNN/oneDNN use their fastest kernels.
+    """
+    from archbench.optimizers.runtime import resolve_channels_last
+
+    device = torch.device(device)
+    module = module.to(device)
+    if resolve_channels_last(config, device, ndim=4):
+        module = module.to(memory_format=torch.channels_last)
+    return module
