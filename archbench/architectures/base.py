@@ -86,6 +86,9 @@ class TappedNetwork(nn.Module):
             return self.taps[self._tap_index[name]]
         except KeyError:
             arch = self.provenance.spec or type(self).__name__
+            hint = getattr(self, "tap_hints", {}).get(name)
+            if hint:
+                raise UnknownNameError(f"{arch} has no layer {name!r}: {hint}") from None
             raise UnknownNameError(
                 unknown_name_message(f"layer of {arch}", name, self.tap_names)
             ) from None

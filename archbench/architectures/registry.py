@@ -136,6 +136,9 @@ def build_arch(spec: str) -> TappedNetwork:
     """Build the network named by ``spec`` with its factory's own (uninitialised) weights."""
     name, opts = parse_spec(spec)
     factory = resolve_factory(name)
+    # ``act`` works on every architecture: when the factory has no such option, its ReLUs are
+    # replaced after building (see archbench.architectures.variants)
+    act = opts.pop("act", None) if "act" in opts and not _accepts(factory, "act") else None
     try:
         net = factory(**opts)
     except TypeError as exc:
@@ -144,7 +147,21 @@ def build_arch(spec: str) -> TappedNetwork:
         from archbench.architectures.wrap import wrap_module  # plain nn.Module from a plugin
 
         net = wrap_module(net, spec)
+    if act is not None:
+        from archbench.architectures.variants import replace_activations
+
+        replace_activations(net, act)
     return net
+
+
+def _accepts(factory: ArchFactory, option: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == option or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def create_arch(
