@@ -17,6 +17,8 @@ from archbench.cli.app import app, err_console
 COMMAND_MODULES = [
     "archbench.cli.run",
     "archbench.cli.list",
+    "archbench.cli.score",
+    "archbench.cli.weights",
 ]
 
 
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     from archbench.errors import ArchbenchError
 
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = [*(sys.argv[1:] if argv is None else argv)]  # `list` is shadowed by the archbench.cli.list module
     debug = os.environ.get("ARCHBENCH_DEBUG") == "1"
     if "--debug" in args:
         args.remove("--debug")

@@ -1,0 +1,102 @@
+"""``archbench score IMAGE_A IMAGE_B``: score two image files with any registered metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated
+
+import torch
+import typer
+from rich.table import Table
+
+from archbench.cli.app import app, console, err_console
+from archbench.errors import ConfigError
+
+FORMATS = ("table", "json")
+DEFAULT_METRICS = ("lpips-alex", "lpips-vgg", "ssim", "psnr", "spectrum", "color-swd")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"invalid device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} requested but CUDA is not available here")
+    return device
+
+
+def score_images(
+    image_a: str, image_b: str, metrics: list[str], size: int | None = None, device: str = "cpu"
+) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Score ``image_a`` (the output) against ``image_b`` (the reference) with ``metrics``.
+
+    Returns:
+        ``(values, unavailable)``: metric -> value (``None`` where it could not be computed) and
+        metric -> reason for those.
+    """
+    from archbench.images import load_image
+    from archbench.metrics import MetricUnavailable, get_metric
+
+    chosen = [get_metric(m) for m in metrics]  # unknown names fail before any work
+    dev = _device(device)
+    a = load_image(image_a, size=size).to(dev)
+    b = load_image(image_b, size=size).to(dev)
+    values: dict[str, float | None] = {}
+    unavailable: dict[str, str] = {}
+    for metric in chosen:
+        try:
+            with torch.no_grad():
+                v = float(metric(a, b)[0])
+            values[metric.name] = v if math.isfinite(v) else None
+            if not math.isfinite(v):
+                unavailable[metric.name] = f"{metric.name} is not finite for these images ({v})"
+        except MetricUnavailable as exc:
+            values[metric.name], unavailable[metric.name] = None, str(exc)
+        except ValueError as exc:  # e.g. images too small for the metric's window
+            values[metric.name], unavailable[metric.name] = None, f"{metric.name}: {exc}"
+    return values, unavailable
+
+
+@app.command("score")
+def score_cmd(
+    image_a: Annotated[str, typer.Argument(help="Image scored (file path or built-in image name).")],
+    image_b: Annotated[str, typer.Argument(help="Reference image it is compared with.")],
+    metrics: Annotated[
+        str, typer.Option("--metrics", "-m", help="Comma-separated metric names (archbench list metrics).")
+    ] = ",".join(DEFAULT_METRICS),
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    size: Annotated[
+        int | None, typer.Option("--size", help="Resize both images (shorter side, centre crop) first.")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "cpu",
+) -> None:
+    """Score IMAGE_A against IMAGE_B with any registered metrics.
+
+    A metric that cannot be computed here (e.g. LPIPS without its trained weights) gets an empty
+    value (null in JSON) and one line on stderr saying why and how to fix it; the exit code stays 0.
+    """
+    if fmt not in FORMATS:
+        raise ConfigError(f"invalid --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise ConfigError("--metrics is empty; name at least one metric (archbench list metrics)")
+    values, unavailable = score_images(image_a, image_b, names, size=size, device=device)
+    for name, reason in unavailable.items():
+        err_console.print(f"[yellow]{name} unavailable:[/] {reason}", highlight=False, soft_wrap=True)
+    if fmt == "json":
+        typer.echo(json.dumps(values))
+        return
+    from archbench.metrics import get_metric
+
+    table = Table(title=f"{image_a} vs {image_b}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_column("better")
+    for name, value in values.items():
+        better = "higher" if get_metric(name).higher_is_better else "lower"
+        table.add_row(name, "—" if value is None else f"{value:.4f}", better)
+    console.print(table)
