@@ -214,7 +214,7 @@ def test_real_torchvision_name_with_wrong_content_is_rejected(empty_caches: Path
 @needs_carrier
 def test_pretrained_vgg16_loads_conv_layers_and_guards_fc() -> None:
     feats = sources.load_torchvision_features("vgg16")
-    net = create_arch("vgg16", init="pretrained")
+    net = create_arch("vgg16(fc=true)", init="pretrained")
     assert torch.equal(net.stages["conv1_1"][0].weight, feats["features.0.weight"])
     assert torch.equal(net.stages["conv5_3"][0].bias, feats["features.28.bias"])
     record = net.provenance.extra["pretrained"]
@@ -223,7 +223,7 @@ def test_pretrained_vgg16_loads_conv_layers_and_guards_fc() -> None:
     assert net(x, ["pool5"])["pool5"].shape == (1, 512, 1, 1)
     with pytest.raises(WeightsError, match="fc6, fc7 of pretrained vgg16 have no trained weights"):
         net(x, ["fc7"])
-    conv_only = create_arch("vgg16(fc=false)", init="pretrained")
+    conv_only = create_arch("vgg16", init="pretrained")  # fc=false is the default
     assert conv_only.provenance.extra["pretrained"]["without_weights"] == []
 
 
