@@ -1,0 +1,99 @@
+"""Style transfer: closer to the content in content loss and to the style in Gram distance."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from archbench.architectures import create_arch
+from archbench.images import load_image
+from archbench.losses import feature_loss
+from archbench.metrics.gram import RANDOM_VGG19, gram_distance
+from archbench.runner import run_task
+
+ARCH = "vgg11(fc=false)"
+SIZE = 32
+
+
+def stripes(path: Path, size: int = SIZE, period: int = 6) -> Path:
+    """A periodic colour pattern: diagonal red/blue stripes."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    on = ((xx + yy) // (period // 2)) % 2 == 0
+    img = np.zeros((size, size, 3), np.uint8)
+    img[on] = (220, 40, 30)
+    img[~on] = (30, 60, 200)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("archbench") or str(Path(sys.executable).parent / "archbench")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+
+
+def blob(path: Path, size: int = SIZE) -> Path:
+    """A smooth content image: a bright disc on a vertical gradient."""
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
+    img = np.stack([0.2 + 0.6 * yy, 0.5 * np.ones_like(yy), 0.8 - 0.6 * yy], -1)
+    img[(xx - 0.5) ** 2 + (yy - 0.5) ** 2 < 0.08] = (0.95, 0.9, 0.2)
+    Image.fromarray((img * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_style_transfer_moves_towards_content_and_style(tmp_path: Path) -> None:
+    content, style = blob(tmp_path / "blob.png"), stripes(tmp_path / "stripes.png")
+    report = run_task(
+        ARCH, "style", [str(content)], size=SIZE, iterations=30, seed=2, device="cpu",
+        options={"style": str(style)}, judge="random-vgg19", out_dir=tmp_path / "out",
+    )
+    (r,) = report.results
+    assert r.status == "done", r.error
+    assert set(r.metrics) == {"ssim", "gram"}
+    assert r.extra["content_layers"] == ["conv2_1"] and r.extra["style_layers"][0] == "conv1_1"
+    assert r.extra["alpha_beta_gamma"] == [100.0, 1.0, 1000.0]
+    assert r.extra["judge"].startswith("random-vgg19")
+    net = create_arch(ARCH, seed=2)
+    c, s = load_image(content, SIZE), load_image(style, SIZE)
+    out = load_image(r.paths["result"])  # the saved 8-bit result
+    layer = r.extra["content_layers"][0]
+    with torch.no_grad():
+        fc = net(c, [layer])[layer]
+        loss_out = feature_loss(net(out, [layer])[layer], fc).item()
+        loss_style = feature_loss(net(s, [layer])[layer], fc).item()
+    assert loss_out < loss_style
+    d_out = gram_distance(out, s, RANDOM_VGG19).item()
+    d_content = gram_distance(c, s, RANDOM_VGG19).item()
+    assert d_out < d_content
+    assert r.metrics["gram"] == pytest.approx(d_out, rel=0.05)  # scored on the unquantised result
+
+
+def test_presets_and_options_are_applied(tmp_path: Path) -> None:
+    content, style = blob(tmp_path / "blob.png"), stripes(tmp_path / "stripes.png")
+    report = run_task(
+        "vgg13(fc=false)", "style", [str(content)], size=SIZE, iterations=3, seed=2, device="cpu",
+        options={"style": str(style), "preset": "gatys-style", "content_layers": ["conv2_2"]}, judge="random-vgg19",
+    )
+    (r,) = report.results
+    assert r.extra["gram_norm"] == "hw" and r.extra["weighting"] == "none" and r.extra["start"] == "content"
+    w = r.extra["layer_weights"]
+    assert w["style:conv1_1"] == pytest.approx(1e3 / 64**2) and w["style:conv5_1"] == pytest.approx(1e3 / 512**2)
+    assert w["content:conv2_2"] == 1.0 and "tv" not in w
+
+
+def test_cli_style_image_that_fails_to_load(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    proc = run_cli(
+        "run", "--arch", "vgg11", "--task", "style", "--content", "astronaut", "--style", str(bad),
+        "--size", "32", "--iters", "2", "--device", "cpu", "--judge", "random-vgg19", "--out", str(tmp_path / "o"),
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.png" in lines[0] and "Traceback" not in proc.stderr
