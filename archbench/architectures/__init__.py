@@ -17,6 +17,8 @@ from archbench.architectures.registry import (
 
 # built-in architectures register themselves on import
 from archbench.architectures import vgg  # noqa: E402,F401
+from archbench.architectures import alexnet, resnet  # noqa: E402,F401
+from archbench.architectures import adapters  # noqa: E402,F401  (timm: and tv: prefixes)
 
 __all__ = [
     "ARCHS",

@@ -68,9 +68,10 @@ def initialize(net: TappedNetwork, init: str, seed: int = 0) -> TappedNetwork:
                 raise ConfigError(f"unknown option {extra!r} in init {init!r}; valid: bias=SIGMA")
             bias_sigma = _parse_float(value, "bias sigma")
         for m in _weighted_modules(net):
-            m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * sigma)
+            # in place: the same numbers as randn(shape) * sigma, without the temporaries
+            m.weight.normal_(0.0, sigma, generator=gen)
             if m.bias is not None:
-                m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * bias_sigma)
+                m.bias.normal_(0.0, bias_sigma, generator=gen)
         _reset_norms(net)
     elif scheme == "kaiming":
         # the framework default (kaiming-uniform with a=sqrt(5)), drawn from our generator
