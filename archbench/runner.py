@@ -112,7 +112,9 @@ class PreparedRun:
         report = RunReport(results=[], size=self.size, iterations=self.iterations, device=str(self.device))
         for out in outputs:
             refs = {role: img.unsqueeze(0) for role, img in out.references.items()}
-            values, unavailable = compute_metrics(self.metrics, out.result.unsqueeze(0), refs)
+            # scores the task computed itself (TaskOutput.scores) are not recomputed here
+            names = [m for m in self.metrics if m not in out.scores]
+            values, unavailable = compute_metrics(names, out.result.unsqueeze(0), refs)
             report.unavailable.update(unavailable)
             res = Result(
                 arch=self.arch,
@@ -125,7 +127,7 @@ class PreparedRun:
                 iterations=out.iterations,
                 evaluations=out.evaluations,
                 final_loss=out.final_loss,
-                metrics={m: v[0] for m, v in values.items()},
+                metrics={**{m: v[0] for m, v in values.items()}, **out.scores},
                 seconds=out.seconds,
                 device=str(self.device),
                 status="failed" if out.failed else "done",

@@ -79,10 +79,11 @@ def run(
     optimizer: Annotated[str, typer.Option(help="lbfgs (paper) or adam.")] = "lbfgs",
     history: Annotated[int, typer.Option(help="L-BFGS history size.")] = 100,
     normalize: Annotated[str | None, typer.Option(help="reconstruct: feature-loss normalisation relative (default), paper, none.")] = None,
-    tv_weight: Annotated[float | None, typer.Option(help="reconstruct: weight of the TV^beta prior (default 0 = off).")] = None,
+    tv_weight: Annotated[float | None, typer.Option(help="reconstruct, maximize: weight of the TV prior (default 0 = off).")] = None,
     tv_beta: Annotated[float | None, typer.Option(help="reconstruct: beta of the TV prior (default 2).")] = None,
     alpha_weight: Annotated[float | None, typer.Option(help="reconstruct: weight of the alpha-norm prior (default 0 = off).")] = None,
-    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Any task option as KEY=VALUE (repeatable).")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Any task option as KEY=VALUE (repeatable). maximize priors: param=pixel|fourier (pixel), l2_decay=0.01, blur_every=4, blur_sigma=0.5, jitter=4, unit=channel|center (channel), natural=photos.")] = None,
+    channels: Annotated[str | None, typer.Option(help="maximize: channels per layer: N (N evenly spaced, default 8), a list 0,5,9 (one channel: 5,), or all.")] = None,
 ) -> None:
     """Run one task on one architecture, write images and scored results, and print a table."""
     from archbench.runner import prepare_run
@@ -91,6 +92,8 @@ def run(
     layers = split_list(layer)
     if layers:
         options["layers"] = layers
+    if channels is not None:
+        options["channels"] = channels
     for key, value in (("normalize", normalize), ("tv_weight", tv_weight), ("tv_beta", tv_beta), ("alpha_weight", alpha_weight)):
         if value is not None:
             options[key] = value

@@ -63,6 +63,10 @@ class TaskOutput:
         seconds: wall time of this problem's share of the optimisation.
         failed: ``None`` or the reason the optimisation failed.
         extra: task-specific provenance (layer weights used, settings) stored with the result.
+        scores: scores the task computed itself (name -> value; e.g. scores over a set of
+            outputs, such as the diversity between channels' images); the runner puts them
+            into ``Result.metrics`` as they are, beside (and instead of) registered metrics of
+            the same name. Register the names as metrics for their direction and description.
     """
 
     image: str
@@ -77,6 +81,7 @@ class TaskOutput:
     seconds: float
     failed: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 class Task:
