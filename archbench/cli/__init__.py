@@ -17,6 +17,9 @@ from archbench.cli.app import app, err_console
 COMMAND_MODULES = [
     "archbench.cli.run",
     "archbench.cli.list",
+    "archbench.cli.sweep",
+    "archbench.cli.report",
+    "archbench.cli.baseline",
     "archbench.cli.score",
     "archbench.cli.weights",
 ]

@@ -1,0 +1,46 @@
+"""``archbench report``: leaderboards from the results store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archbench.cli.app import app, console
+from archbench.store import DEFAULT_STORE
+
+
+@app.command()
+def report(
+    store: Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")] = DEFAULT_STORE,
+    suite: Annotated[str | None, typer.Option(help="Only this suite's jobs (default: every job in the store).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, md, html or json.")] = "md",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: print to the terminal; html needs a file).")] = None,
+    reference: Annotated[str | None, typer.Option(help="Reference architecture (SPEC or SPEC@INIT; default: the suite's).")] = None,
+) -> None:
+    """Ranked leaderboard per task and metric with bootstrap CIs, Wilcoxon tests and overall rank."""
+    from archbench.errors import ConfigError
+    from archbench.report import FORMATS, leaderboard_from_store, render
+    from archbench.store import ResultStore
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if not Path(store).exists():
+        raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
+    with ResultStore(store) as db:
+        if suite is not None and suite not in db.suite_names():
+            known = ", ".join(db.suite_names()) or "none"
+            raise ConfigError(f"suite {suite!r} has no jobs in {store}; suites there: {known}")
+        lb = leaderboard_from_store(db, suite=suite, reference=reference)
+        if not lb.boards and not lb.jobs:
+            raise ConfigError(f"no results in {store}")
+        text = render(lb, fmt, db)
+    if out is None:
+        if fmt == "html":
+            raise ConfigError("--format html needs --out FILE.html")
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    console.print(f"wrote {out} ({len(lb.boards)} tables, {len(lb.jobs)} jobs)", highlight=False)

@@ -1,0 +1,97 @@
+"""``archbench sweep SUITE``: run a suite's jobs into the results store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from archbench.cli.app import app, console, err_console
+from archbench.store import DEFAULT_STORE
+
+StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")]
+
+
+def sweep_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[done]} done[/] [red]{task.fields[failed]} failed[/]"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def run_suite_with_progress(suite_ref: str, store, *, executor: str = "local", device: str | None = None,
+                            out: Path | None = None, rerun_failed: bool = True, quiet: bool = False):
+    """Run a suite with a rich progress bar over its jobs; returns the :class:`SweepSummary`."""
+    from archbench.sweep import load_suite, run_sweep
+
+    suite = load_suite(suite_ref)
+    with sweep_progress() as bar:
+        task_id = bar.add_task(f"suite {suite.name}", total=None, done=0, failed=0)
+        state = {"done": 0, "failed": 0}
+
+        def on_plan(todo: int, total: int) -> None:
+            if not quiet:
+                console.print(
+                    f"suite [bold]{suite.name}[/]: {total} jobs, {total - todo} already in {store.path}, {todo} to run",
+                    highlight=False,
+                )
+            bar.update(task_id, total=todo)
+
+        def on_start(job) -> None:
+            bar.update(task_id, description=f"{job.arch} · {job.task} · s{job.seed} · {job.image_label}")
+
+        def on_result(outcome) -> None:
+            state["done" if outcome.status == "done" else "failed"] += 1
+            bar.update(task_id, advance=1, **state)
+            if outcome.status != "done":
+                bar.console.print(f"[red]failed:[/] {outcome.job.describe()}: {outcome.error}", highlight=False)
+
+        summary = run_sweep(suite, store, executor=executor, device=device, out_dir=out, rerun_failed=rerun_failed,
+                            on_plan=on_plan, on_start=on_start, on_result=on_result)
+        bar.update(task_id, description=f"suite {suite.name}")
+    return summary
+
+
+@app.command()
+def sweep(
+    suite: Annotated[str | None, typer.Argument(help="Suite file (.toml) or built-in suite name (ci, paper, zoo).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    executor: Annotated[str, typer.Option(help="How jobs run: local (in this process).")] = "local",
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda (default: the suite's device).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for output images (default: images/ beside the store).")] = None,
+    skip_failed: Annotated[bool, typer.Option("--skip-failed", help="Do not re-run jobs stored as failed.")] = False,
+    list_suites: Annotated[bool, typer.Option("--list", help="List the built-in suites and exit.")] = False,
+) -> None:
+    """Run every job of a suite that is not in the store yet; store each result as it finishes."""
+    from archbench.store import ResultStore
+    from archbench.sweep import builtin_suites, load_suite
+
+    if list_suites or suite is None:
+        for name, path in builtin_suites().items():
+            s = load_suite(path)
+            console.print(f"[bold]{name}[/]  {s.description}", highlight=False, soft_wrap=True)
+        if suite is None and not list_suites:
+            err_console.print("give a suite file or name: archbench sweep ci")
+            sys.exit(2)
+        return
+    with ResultStore(store) as db:
+        summary = run_suite_with_progress(suite, db, executor=executor, device=device, out=out,
+                                          rerun_failed=not skip_failed)
+    console.print(
+        f"suite [bold]{summary.suite}[/]: {summary.total} jobs: {summary.skipped} already stored, "
+        f"{summary.done} done now, {summary.failed} failed"
+        + (f", {summary.taken} finished by another sweep" if summary.taken else "")
+        + f"; store {store}",
+        highlight=False,
+    )
+    if summary.failed:
+        sys.exit(1)  # SystemExit: typer.Exit's code is dropped when the app runs with standalone_mode=False

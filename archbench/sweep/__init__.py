@@ -1,0 +1,29 @@
+"""Sweeps: suite files, job expansion, executors and the driver that fills the results store.
+
+``load_suite("ci")`` or ``load_suite("my.toml")`` -> :class:`Suite`; ``expand_jobs(suite, device)``
+-> jobs; ``run_sweep(suite, store)`` runs what is not stored yet.
+"""
+
+from archbench.sweep.driver import SweepSummary, resolve_sweep_device, run_sweep
+from archbench.sweep.executor import EXECUTORS, Executor, JobOutcome, LocalExecutor, get_executor, register_executor
+from archbench.sweep.jobs import Job, expand_jobs
+from archbench.sweep.suite import SUITES, Suite, builtin_suites, load_suite, parse_suite_text
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "Job",
+    "JobOutcome",
+    "LocalExecutor",
+    "SUITES",
+    "Suite",
+    "SweepSummary",
+    "builtin_suites",
+    "expand_jobs",
+    "get_executor",
+    "load_suite",
+    "parse_suite_text",
+    "register_executor",
+    "resolve_sweep_device",
+    "run_sweep",
+]

@@ -1,0 +1,216 @@
+"""Executors: how a sweep's jobs are run.
+
+An :class:`Executor` takes jobs and streams one :class:`JobOutcome` per job to the driver's
+``on_result`` callback as soon as the job ends, so the driver can store it at once (an interrupted
+sweep then loses only the jobs that were running). Executors are registered in :data:`EXECUTORS`
+(``archbench sweep --executor NAME``); this module ships ``local``.
+
+The local executor runs jobs in this process, one at a time. It groups jobs that share a network
+(same arch, init, seed and device) and builds that network once for the group
+(``run_task(net=...)``). Whatever goes wrong in a job -- a bad image, a non-finite loss, CUDA out
+of memory, any exception -- becomes a failed outcome with its reason; the sweep goes on.
+``KeyboardInterrupt`` is not caught: the driver stops, and stored results stay stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archbench.errors import ArchbenchError
+from archbench.registry import Registry
+from archbench.results import Result
+from archbench.sweep.jobs import Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobOutcome:
+    """What one job produced.
+
+    Attributes:
+        job: the job.
+        status: ``"done"`` or ``"failed"``.
+        error: the reason of a failure (one line), else None.
+        results: one :class:`Result` per layer (may be partial or empty for a failed job).
+        started, finished: UNIX times; ``seconds``: wall time of the job (network build excluded).
+        build_seconds: time spent building the network for this job (0 when reused).
+    """
+
+    job: Job
+    status: str
+    error: str | None = None
+    results: list[Result] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    seconds: float = 0.0
+    build_seconds: float = 0.0
+
+
+OnResult = Callable[[JobOutcome], None]
+OnStart = Callable[[Job], None]
+#: ``skip(job) -> True`` to drop a job right before it would start (e.g. done by another sweep)
+Skip = Callable[[Job], bool]
+
+
+class Executor(ABC):
+    """Runs jobs and reports each outcome through ``on_result`` as soon as it is known."""
+
+    name: str = ""
+
+    @abstractmethod
+    def run(
+        self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None, skip: Skip | None = None
+    ) -> None:
+        """Run ``jobs``; call ``on_start(job)`` before and ``on_result(outcome)`` after each.
+
+        A job for which ``skip(job)`` is true just before it starts is not run and not reported.
+        """
+
+
+EXECUTORS: Registry[type[Executor]] = Registry("executor", entry_point_group="archbench.executors")
+
+
+def register_executor(cls: type[Executor]) -> type[Executor]:
+    """Class decorator registering an executor under its ``name``."""
+    EXECUTORS.add(cls.name, cls)
+    return cls
+
+
+def get_executor(name: str, **kwargs) -> Executor:
+    """An instance of the executor registered as ``name``."""
+    return EXECUTORS.get(name)(**kwargs)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line saying why a job failed."""
+    try:
+        import torch
+
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            return "out of memory: " + str(exc).strip().splitlines()[0]
+    except Exception:  # pragma: no cover
+        pass
+    if isinstance(exc, ArchbenchError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _free_memory() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # pragma: no cover
+        pass
+
+
+def group_by_network(jobs: Sequence[Job]) -> list[list[Job]]:
+    """Jobs grouped by :attr:`Job.network_key`, groups in order of first appearance."""
+    groups: dict[tuple, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.network_key, []).append(job)
+    return list(groups.values())
+
+
+@register_executor
+class LocalExecutor(Executor):
+    """In-process executor; one network built per (arch, init, seed, device) group.
+
+    Args:
+        out_dir: folder for the images of each job (``out_dir/<job key>/...``); None: no images.
+    """
+
+    name = "local"
+
+    def __init__(self, out_dir: str | Path | None = None) -> None:
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+
+    def run(
+        self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None, skip: Skip | None = None
+    ) -> None:
+        from archbench.sweep.network import build_network
+
+        for group in group_by_network(jobs):
+            if skip is not None:
+                group = [j for j in group if not skip(j)]
+                if not group:
+                    continue
+            net = None
+            build_error: str | None = None
+            build_seconds = 0.0
+            first = group[0]
+            t0 = time.perf_counter()
+            try:
+                net = build_network(first.arch, first.init, first.seed, first.device)
+            except Exception as exc:
+                build_error = "building the network failed: " + failure_reason(exc)
+                log.warning("%s: %s", first.describe(), build_error)
+                _free_memory()
+            build_seconds = time.perf_counter() - t0
+            for i, job in enumerate(group):
+                if i > 0 and skip is not None and skip(job):
+                    continue
+                if on_start:
+                    on_start(job)
+                started = time.time()
+                if build_error is not None:
+                    on_result(JobOutcome(job, "failed", build_error, [], started, time.time(), 0.0))
+                    continue
+                on_result(self._run_one(job, net, started, build_seconds if i == 0 else 0.0))
+            del net
+            _free_memory()
+
+    def _run_one(self, job: Job, net, started: float, build_seconds: float) -> JobOutcome:
+        from archbench.runner import run_task
+
+        t0 = time.perf_counter()
+        try:
+            report = run_task(
+                job.arch,
+                job.task,
+                [job.image],
+                size=job.size,
+                iterations=job.iterations,
+                seed=job.seed,
+                init=job.init,
+                device=job.device,
+                metrics=job.metrics,
+                options=dict(job.options),
+                optimizer=job.optimizer,
+                history=job.history,
+                out_dir=(self.out_dir / job.key) if self.out_dir is not None else None,
+                net=net,
+            )
+        except Exception as exc:
+            reason = failure_reason(exc)
+            if not isinstance(exc, ArchbenchError):
+                log.debug("job %s failed:\n%s", job.key, traceback.format_exc())
+            log.warning("%s failed: %s", job.describe(), reason)
+            _free_memory()
+            return JobOutcome(job, "failed", reason, [], started, time.time(), time.perf_counter() - t0, build_seconds)
+        failed = [r for r in report.results if r.status != "done"]
+        if not report.results:
+            return JobOutcome(job, "failed", "the task produced no results", [], started, time.time(),
+                              time.perf_counter() - t0, build_seconds)
+        error = None
+        if failed:
+            error = "; ".join(f"{r.layer}: {r.error or r.status}" for r in failed)
+        return JobOutcome(
+            job,
+            "failed" if failed else "done",
+            error,
+            report.results,
+            started,
+            time.time(),
+            time.perf_counter() - t0,
+            build_seconds,
+        )
