@@ -24,6 +24,7 @@ from archbench.optimizers import OptimConfig
 from archbench.results import Result, package_versions, write_results
 from archbench.tasks import TaskJob, get_task
 from archbench.tasks.base import Progress
+from archbench.tasks.phases import run_phases, validate_phases
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class PreparedRun:
             "running %s on %s (%s, seed %d) at %d px for %d iterations on %s",
             self.task, self.arch, self.init, self.seed, self.size, self.iterations, self.device,
         )
-        outputs = get_task(self.task).run(self.net, self.job, progress)
+        outputs = run_phases(get_task(self.task), self.net, self.job, progress)
         versions = package_versions()
         report = RunReport(results=[], size=self.size, iterations=self.iterations, device=str(self.device))
         for out in outputs:
@@ -191,7 +192,7 @@ def prepare_run(
     )
     if net is None:
         net = create_arch(arch, init=init, seed=seed, device=dev)
-    task_obj.validate(net, job)
+    validate_phases(task_obj, net, job)  # task.validate at every phase's size
     settings = {"iterations_budget": iterations, "optimizer": optimizer, "history": history, **job.options}
     return PreparedRun(arch, task, init, seed, net, job, metric_names, settings)
 

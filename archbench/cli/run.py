@@ -84,6 +84,8 @@ def run(
     alpha_weight: Annotated[float | None, typer.Option(help="reconstruct: weight of the alpha-norm prior (default 0 = off).")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Any task option as KEY=VALUE (repeatable). maximize priors: param=pixel|fourier (pixel), l2_decay=0.01, blur_every=4, blur_sigma=0.5, jitter=4, unit=channel|center (channel), natural=photos.")] = None,
     channels: Annotated[str | None, typer.Option(help="maximize: channels per layer: N (N evenly spaced, default 8), a list 0,5,9 (one channel: 5,), or all.")] = None,
+    loss: Annotated[str | None, typer.Option(help="texture, style: gram (paper, default) or patches (neural patches on conv3_1, conv4_1; -O variety=W adds the variety term).")] = None,
+    phases: Annotated[int | None, typer.Option(help="Coarse-to-fine phases (any task): phase p of N at size/2^(N-p), each from the upsampled previous result; --iters per phase. Default 1.")] = None,
 ) -> None:
     """Run one task on one architecture, write images and scored results, and print a table."""
     from archbench.runner import prepare_run
@@ -95,6 +97,9 @@ def run(
     if channels is not None:
         options["channels"] = channels
     for key, value in (("normalize", normalize), ("tv_weight", tv_weight), ("tv_beta", tv_beta), ("alpha_weight", alpha_weight)):
+        if value is not None:
+            options[key] = value
+    for key, value in (("loss", loss), ("phases", phases)):
         if value is not None:
             options[key] = value
     prepared = prepare_run(

@@ -209,11 +209,12 @@ def lbfgs(
         vcol = valid[:, None]
         SY[rows, slot] = torch.where(vcol, s, SY[rows, slot])
         SY[rows, slot + m] = torch.where(vcol, y, SY[rows, slot + m])
-        W = torch.bmm(SY, torch.stack([y, g], dim=2)).to(torch.float64)  # [S Y]^T [y g]
+        # [y g]^T [S Y], (B, 2, 2m); this operand order is ~3x faster than SY @ [y g] with MKL
+        W = torch.bmm(torch.stack([y, g], dim=1), SY.transpose(1, 2)).to(torch.float64)
         col = slot[:, None, None].expand(B, m, 1)
-        sty_new = torch.where(vcol, W[:, :m, 0], StY.gather(2, col)[:, :, 0])
+        sty_new = torch.where(vcol, W[:, 0, :m], StY.gather(2, col)[:, :, 0])
         StY.scatter_(2, col, sty_new[:, :, None])
-        yty_new = torch.where(vcol, W[:, m:, 0], YtY.gather(2, col)[:, :, 0])
+        yty_new = torch.where(vcol, W[:, 0, m:], YtY.gather(2, col)[:, :, 0])
         YtY.scatter_(2, col, yty_new[:, :, None])
         YtY.scatter_(1, slot[:, None, None].expand(B, 1, m), yty_new[:, None, :])
         stamp[rows, slot] = torch.where(valid, count, stamp[rows, slot])
@@ -221,7 +222,7 @@ def lbfgs(
         gamma = torch.where(valid, ys.to(torch.float64) / yy.to(torch.float64), gamma)
 
         # new direction for accepted samples; clear the history where it is not a descent direction
-        d_new = compact_direction(g, SY, StY, YtY, stamp, gamma, W[:, :m, 1], W[:, m:, 1])
+        d_new = compact_direction(g, SY, StY, YtY, stamp, gamma, W[:, 1, :m], W[:, 1, m:])
         gtd_new = (g * d_new).sum(1)
         bad = acc & ~(gtd_new < 0)  # also catches NaN
         # rejected samples shrink the step (quadratic interpolation, safeguarded)
