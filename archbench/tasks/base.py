@@ -35,8 +35,12 @@ class TaskJob:
         size: side of the (square) images in pixels.
         seed: seed of the white-noise start (and of anything else random in the task).
         optim: optimiser settings.
-        options: task-specific settings, validated by the task's ``Options`` dataclass.
+        options: task-specific settings, validated by the task's ``Options`` dataclass (plus the
+            generic ``phases``, see :mod:`archbench.tasks.phases`).
         device: where to run.
+        start: ``None`` (the task's own start: white noise, the content image, ...) or, per output
+            ``(image label, layer label)``, the ``(3, size, size)`` image to start from instead
+            (set by the coarse-to-fine phase loop; read it with :meth:`start_batch`).
     """
 
     images: list[str]
@@ -45,6 +49,17 @@ class TaskJob:
     optim: OptimConfig = field(default_factory=OptimConfig)
     options: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    start: dict[tuple[str, str], torch.Tensor] | None = None
+
+    def start_batch(self, images: list[str], layer: str, default: torch.Tensor) -> torch.Tensor:
+        """The starts of the outputs ``(images[b], layer)``: ``default`` ``(B, 3, H, W)`` when no
+        ``start`` is set, else the given images stacked (on ``default``'s device and dtype)."""
+        if self.start is None:
+            return default
+        missing = [img for img in images if (img, layer) not in self.start]
+        if missing:
+            raise ValueError(f"no start image for layer {layer!r} of {', '.join(missing)}")
+        return torch.stack([self.start[(img, layer)] for img in images]).to(default.device, default.dtype)
 
 
 @dataclass
@@ -94,14 +109,20 @@ class Task:
     Options: ClassVar[type | None] = None
 
     def parse_options(self, options: dict[str, Any]) -> Any:
-        """Validate ``options`` against ``Options``; unknown keys give a clear error."""
+        """Validate ``options`` against ``Options``; unknown keys give a clear error. The generic
+        options every task accepts (:data:`archbench.tasks.phases.GENERIC_OPTIONS`) are checked and left out."""
+        from archbench.tasks.phases import GENERIC_OPTIONS, check_phases
+
+        if "phases" in options:
+            check_phases(options["phases"])
+        options = {k: v for k, v in options.items() if k not in GENERIC_OPTIONS}
         if self.Options is None:
             if options:
                 raise ConfigError(f"task {self.name!r} takes no options, got {', '.join(options)}")
             return None
         import dataclasses
 
-        valid = {f.name for f in dataclasses.fields(self.Options)}
+        valid = {f.name for f in dataclasses.fields(self.Options)} | set(GENERIC_OPTIONS)
         unknown = sorted(set(options) - valid)
         if unknown:
             raise ConfigError(

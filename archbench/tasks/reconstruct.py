@@ -140,11 +140,13 @@ class Reconstruct(Task):
         need = max(net.tap(layer).min_size for layer in layers)
         targets = torch.cat([load_image(s, job.size, min_side=need) for s in job.images]).to(device)
         n_img = targets.shape[0]
-        starts = white_noise(tuple(targets.shape), job.seed, device)
+        noise = white_noise(tuple(targets.shape), job.seed, device)
+        labels = [image_label(s) for s in job.images]
         total = job.optim.iterations * n_img * len(layers)
         outputs: list[TaskOutput] = []
         for g, layer in enumerate(layers):
             t0 = time.perf_counter()
+            starts = job.start_batch(labels, layer, noise)  # job.start: set by coarse-to-fine phases
             with torch.no_grad():
                 feats = net(targets, [layer])[layer].float()
             if opts.normalize == "paper":

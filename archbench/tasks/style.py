@@ -27,12 +27,14 @@ import torch
 from archbench.architectures.base import IMAGENET_MEAN, TappedNetwork
 from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
-from archbench.losses.gram import check_gram_norm, gram_matrix
+from archbench.losses.gram import check_gram_norm
+from archbench.losses.patches import check_patch_layers, default_patch_layers
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
 from archbench.tasks.presets import get_preset
 from archbench.tasks.reconstruct import white_noise
 from archbench.tasks.texture import (
     check_layers,
+    check_style_loss,
     default_content_layers,
     default_style_layers,
     layer_weights_for,
@@ -40,6 +42,7 @@ from archbench.tasks.texture import (
     set_label,
     split_floats,
     split_layers,
+    style_term,
 )
 from archbench.tasks.weighting import CONTENT_NORMS, TV_NORMS, Term, WeightedObjective, check_weighting
 
@@ -62,6 +65,9 @@ class StyleOptions:
             (``paper``, ``relative``, ``none``, ``mse``); tv_norm: ``mean`` or ``sum``.
         start: ``noise`` (white noise), ``content`` (the content image) or ``faint``
             (ImageNet mean colour plus N(0, 0.001/255) noise, as jcjohnson/neural-style).
+        loss: style loss ``gram`` (default) or ``patches`` (neural patches on the patch layers,
+            default conv3_1, conv4_1; ``style_layers`` overrides; content unchanged).
+        variety: weight of the patch loss's variety (coverage) term (0 = off).
     """
 
     style: str | None = None
@@ -78,8 +84,11 @@ class StyleOptions:
     content_norm: str | None = None
     tv_norm: str | None = None
     start: str | None = None
+    loss: str = "gram"
+    variety: float = 0.0
 
     def __post_init__(self) -> None:
+        check_style_loss(self.loss, self.variety)
         if isinstance(self.style, list | tuple):
             if len(self.style) != 1:
                 raise ConfigError("style transfer takes one style image")
@@ -126,6 +135,8 @@ class Style(Task):
         if content is None:
             content = list(preset.content_layers) if opts.preset != "paper" and preset.content_layers else None
             content = content or default_content_layers(net)
+        if style is None and opts.loss == "patches":
+            style = default_patch_layers(net)
         if style is None:
             style = list(preset.style_layers) if opts.preset != "paper" and preset.style_layers else None
             style = style or default_style_layers(net)
@@ -134,7 +145,7 @@ class Style(Task):
     def style_weights(self, style_layers: list[str], opts: StyleOptions) -> list[float]:
         given = opts.style_layer_weights
         preset = get_preset(opts.preset)
-        if given is None and preset.style_layer_weights and opts.style_layers is None:
+        if given is None and preset.style_layer_weights and opts.style_layers is None and opts.loss == "gram":
             given = list(preset.style_layer_weights)
         return layer_weights_for(style_layers, given, "style_layer_weights")
 
@@ -145,6 +156,8 @@ class Style(Task):
         opts = self.parse_options(job.options)
         content_layers, style_layers = self.layers(net, opts)
         check_layers(net, content_layers + style_layers, job.size)
+        if opts.loss == "patches":
+            check_patch_layers(net, style_layers, job.size)
         self.style_weights(style_layers, opts)
         load_image(opts.style, job.size)
         for src in self.contents(job, opts):
@@ -168,7 +181,9 @@ class Style(Task):
         contents = torch.cat([load_image(s, job.size) for s in sources]).to(device)
         style_img = load_image(opts.style, job.size).to(device)
         n_img = contents.shape[0]
-        starts = self.start_images(contents, opts, job.seed)
+        label = f"c:{'+'.join(content_layers)} s:{set_label(style_layers, True)}"
+        labels = [image_label(s) for s in sources]
+        starts = job.start_batch(labels, label, self.start_images(contents, opts, job.seed))  # phases
         t0 = time.perf_counter()
         with torch.no_grad():
             cfeats = net(contents, content_layers)
@@ -179,12 +194,8 @@ class Style(Task):
                 Term(f"content:{layer}", "feature", layer, cfeats[layer].float(), opts.content_weight, opts.content_norm)
             )
         for layer, w in zip(style_layers, self.style_weights(style_layers, opts), strict=True):
-            f = sfeats[layer].float()
             terms.append(
-                Term(
-                    f"style:{layer}", "gram", layer, gram_matrix(f, opts.gram_norm), opts.style_weight * w,
-                    opts.gram_norm, gram_m=f[0, 0].numel(),
-                )
+                style_term(layer, sfeats[layer], opts.style_weight * w, opts.loss, opts.gram_norm, opts.variety, "style")
             )
         if opts.tv_weight:
             terms.append(Term("tv", "tv", None, None, opts.tv_weight, opts.tv_norm))
@@ -192,7 +203,6 @@ class Style(Task):
         total = job.optim.iterations * n_img
         res = run_batches(objective, starts, job.optim, progress, 0, total)
         seconds = (time.perf_counter() - t0) / n_img
-        label = f"c:{'+'.join(content_layers)} s:{set_label(style_layers, True)}"
         outputs = []
         for b, src in enumerate(sources):
             outputs.append(
@@ -220,6 +230,8 @@ class Style(Task):
                         "alpha_beta_gamma": [opts.content_weight, opts.style_weight, opts.tv_weight],
                         "start": opts.start,
                         "preset": opts.preset,
+                        "loss": opts.loss,
+                        **({"variety": opts.variety} if opts.loss == "patches" else {}),
                     },
                 )
             )

@@ -9,6 +9,10 @@ By default the layers are used in cumulative sets, each set one problem: {conv1_
 {conv1_1, conv2_1}, … up to conv5_1 for VGG (labelled ``conv1_1``, ``conv1_1..conv2_1``, …).
 ``cumulative=False`` makes one problem of all the layers. Problems that share a layer set are
 optimised as one batch over the texture images.
+
+``loss="patches"`` replaces the Gram terms by the neural-patches loss
+(:mod:`archbench.losses.patches`) on the patch layers (default conv3_1, conv4_1), one problem of
+all of them unless ``cumulative=True``; ``variety`` weights its variety term.
 """
 
 from __future__ import annotations
@@ -23,11 +27,34 @@ from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
 from archbench.losses.gram import check_gram_norm, gram_matrix
+from archbench.losses.patches import check_patch_layers, default_patch_layers, patch_source
 from archbench.optimizers import OptimConfig, minimize
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
 from archbench.tasks.presets import Preset, get_preset
 from archbench.tasks.reconstruct import white_noise
 from archbench.tasks.weighting import Term, WeightedObjective, check_weighting
+
+#: texture/style losses: ``gram`` (Gatys et al., the paper) or ``patches`` (neural patches, Li & Wand
+#: 2016 as used by Champandard 2016; :mod:`archbench.losses.patches`)
+STYLE_LOSSES = ("gram", "patches")
+
+
+def check_style_loss(loss: str, variety: float) -> str:
+    """Validate the ``loss`` and ``variety`` options; returns ``loss``."""
+    if loss not in STYLE_LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}; valid: {', '.join(STYLE_LOSSES)}")
+    if not float(variety) >= 0:
+        raise ConfigError(f"variety must be >= 0, got {variety}")
+    return loss
+
+
+def style_term(layer: str, feats: torch.Tensor, weight: float, loss: str, gram_norm: str, variety: float, prefix: str) -> Term:
+    """The texture/style term of ``layer`` for source features ``feats``: a Gram term, or with
+    ``loss="patches"`` a neural-patches term (named ``patches:LAYER``)."""
+    f = feats.float()
+    if loss == "patches":
+        return Term(f"patches:{layer}", "patches", layer, patch_source(f), weight, "mean", variety=float(variety))
+    return Term(f"{prefix}:{layer}", "gram", layer, gram_matrix(f, gram_norm), weight, gram_norm, gram_m=f[0, 0].numel())
 
 
 def split_layers(value: Any) -> list[str] | None:
@@ -140,6 +167,10 @@ class TextureOptions:
         weighting: ``auto``, ``none``, ``inverse-loss``, ``normalize-gradients``.
         gram_norm: Gram normalisation (:data:`archbench.losses.gram.GRAM_NORMS`).
         layer_weights: fixed per-layer weights (one per layer of the full list, or one for all).
+        loss: ``gram`` (default) or ``patches``: the neural-patches loss on the patch layers
+            (default conv3_1, conv4_1; ``layers`` overrides; one problem of all of them unless
+            ``cumulative=true``; the preset's layer lists and per-layer weights are not used).
+        variety: weight of the patch loss's variety (coverage) term (0 = off).
     """
 
     layers: list[str] | None = None
@@ -148,13 +179,16 @@ class TextureOptions:
     weighting: str | None = None
     gram_norm: str | None = None
     layer_weights: list[float] | None = None
+    loss: str = "gram"
+    variety: float = 0.0
 
     def __post_init__(self) -> None:
         self.layers = split_layers(self.layers)
         self.layer_weights = split_floats(self.layer_weights)
         p = get_preset(self.preset)
+        check_style_loss(self.loss, self.variety)
         if self.cumulative is None:
-            self.cumulative = p.cumulative
+            self.cumulative = p.cumulative and self.loss == "gram"
         self.weighting = check_weighting(self.weighting or p.weighting)
         self.gram_norm = check_gram_norm(self.gram_norm or p.gram_norm)
 
@@ -175,6 +209,8 @@ class Texture(Task):
     def layers(self, net: TappedNetwork, opts: TextureOptions) -> list[str]:
         if opts.layers:
             return list(opts.layers)
+        if opts.loss == "patches":
+            return default_patch_layers(net)
         preset = opts.preset_obj
         if opts.preset != "paper" and preset.style_layers:
             return list(preset.style_layers)
@@ -189,7 +225,7 @@ class Texture(Task):
     def fixed_weights(self, layers: list[str], opts: TextureOptions) -> list[float]:
         preset = opts.preset_obj
         given = opts.layer_weights
-        if given is None and preset.style_layer_weights and not opts.layers:
+        if given is None and preset.style_layer_weights and not opts.layers and opts.loss == "gram":
             given = list(preset.style_layer_weights)
         base = layer_weights_for(layers, given)
         return [preset.style_weight * w for w in base]
@@ -198,6 +234,8 @@ class Texture(Task):
         opts = self.parse_options(job.options)
         layers = self.layers(net, opts)
         check_layers(net, layers, job.size)
+        if opts.loss == "patches":
+            check_patch_layers(net, layers, job.size)
         self.fixed_weights(layers, opts)
         for src in job.images:
             load_image(src, job.size)
@@ -214,27 +252,27 @@ class Texture(Task):
         total = job.optim.iterations * n_img * len(sets)
         with torch.no_grad():
             feats = net(sources, all_layers)
-        grams = {layer: gram_matrix(feats[layer].float(), opts.gram_norm) for layer in all_layers}
-        ms = {layer: feats[layer][0, 0].numel() for layer in all_layers}
+        terms_by_layer = {
+            layer: style_term(layer, feats[layer], all_weights[layer], opts.loss, opts.gram_norm, opts.variety, "gram")
+            for layer in all_layers
+        }
         del feats
         outputs: list[TaskOutput] = []
         for g, layers in enumerate(sets):
             t0 = time.perf_counter()
-            terms = [
-                Term(f"gram:{layer}", "gram", layer, grams[layer], all_weights[layer], opts.gram_norm, gram_m=ms[layer])
-                for layer in layers
-            ]
-            objective = WeightedObjective(net, terms, opts.weighting)
-            res = run_batches(objective, starts, job.optim, progress, g * job.optim.iterations * n_img, total)
-            seconds = (time.perf_counter() - t0) / n_img
             label = set_label(layers, bool(opts.cumulative))
+            set_starts = job.start_batch([image_label(s) for s in job.images], label, starts)  # phases
+            terms = [terms_by_layer[layer] for layer in layers]
+            objective = WeightedObjective(net, terms, opts.weighting)
+            res = run_batches(objective, set_starts, job.optim, progress, g * job.optim.iterations * n_img, total)
+            seconds = (time.perf_counter() - t0) / n_img
             for b, src in enumerate(job.images):
                 outputs.append(
                     TaskOutput(
                         image=image_label(src),
                         layer=label,
                         result=res.x[b].clamp(0, 1),
-                        start=starts[b],
+                        start=set_starts[b],
                         references={"target": sources[b], "style": sources[b]},
                         final_loss=float(res.final_loss[b]),
                         loss_trace=res.loss_trace[b].tolist(),
@@ -248,6 +286,8 @@ class Texture(Task):
                             "weighting": opts.weighting,
                             "gram_norm": opts.gram_norm,
                             "preset": opts.preset,
+                            "loss": opts.loss,
+                            **({"variety": opts.variety} if opts.loss == "patches" else {}),
                         },
                     )
                 )

@@ -1,8 +1,9 @@
 """Layer weights for multi-layer objectives (texture, style): the paper's automatic pre-pass and
 the alternatives, plus the weighted objective they feed.
 
-An objective is a sum of *terms*: a Gram (style/texture) loss at a layer, a feature (content)
-loss at a layer, or the TV prior. Term ``t`` enters as ``w_t · L_t(x)`` with
+An objective is a sum of *terms*: a Gram (style/texture) loss at a layer, a neural-patches loss
+at a layer (:mod:`archbench.losses.patches`), a feature (content) loss at a layer, or the TV
+prior. Term ``t`` enters as ``w_t · L_t(x)`` with
 
     w_t = g_t · s_t
 
@@ -26,6 +27,7 @@ All scales are per sample ``(B,)``: samples in one batch are independent.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -33,6 +35,7 @@ from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError
 from archbench.losses import FEATURE_NORMS, feature_loss, tv_loss
 from archbench.losses.gram import check_gram_norm, gram_loss
+from archbench.losses.patches import PatchSource, patch_loss
 
 #: weighting schemes: name -> description
 WEIGHTINGS: dict[str, str] = {
@@ -85,21 +88,25 @@ class Term:
 
     Attributes:
         name: label, e.g. ``style:conv1_1``, ``content:conv2_2``, ``tv``.
-        kind: ``gram``, ``feature`` or ``tv``.
+        kind: ``gram``, ``patches``, ``feature`` or ``tv``.
         layer: the tap (``None`` for ``tv``).
-        target: the reference Gram ``(B, N, N)`` (``gram``) or features ``(B, C, H, W)`` (``feature``).
+        target: the reference Gram ``(B, N, N)`` (``gram``), the source patches
+            (:class:`~archbench.losses.patches.PatchSource`, ``patches``) or features
+            ``(B, C, H, W)`` (``feature``).
         weight: the fixed weight ``g_t`` (α, β or γ times the per-layer weight).
         norm: Gram normalisation (``gram``), feature normalisation (``feature``) or TV norm (``tv``).
         gram_m: ``M`` used by the ``paper`` Gram normalisation (the reference's H·W).
+        variety: weight of the patch loss's variety (coverage) term (``patches`` only).
     """
 
     name: str
     kind: str
     layer: str | None
-    target: torch.Tensor | None
+    target: Any
     weight: float
     norm: str
     gram_m: int | None = None
+    variety: float = 0.0
 
 
 @dataclass
@@ -127,6 +134,8 @@ class WeightedObjective:
             elif t.kind == "tv":
                 if t.norm not in TV_NORMS:
                     raise ConfigError(f"unknown TV normalisation {t.norm!r}; valid: {', '.join(TV_NORMS)}")
+            elif t.kind == "patches":
+                pass  # no normalisation choice: mean squared patch difference
             elif t.kind == "feature":
                 if t.norm not in CONTENT_NORMS:
                     raise ConfigError(f"unknown content normalisation {t.norm!r}; valid: {', '.join(CONTENT_NORMS)}")
@@ -134,7 +143,9 @@ class WeightedObjective:
                 raise ValueError(f"unknown term kind {t.kind!r}")
         self.layers = list(dict.fromkeys(t.layer for t in self.terms if t.layer is not None))
 
-    def _select(self, t: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    def _select(self, t: Any, index: torch.Tensor | None) -> Any:
+        if isinstance(t, PatchSource):
+            return t.select(index)
         if index is None or t.shape[0] == 1:
             return t
         return t[index]
@@ -162,6 +173,8 @@ class WeightedObjective:
             target = self._select(t.target, index)
             if t.kind == "gram":
                 out.append(gram_loss(f, target, t.norm, m=t.gram_m))
+            elif t.kind == "patches":
+                out.append(patch_loss(f, target, t.variety))
             elif t.norm == "mse":
                 out.append(feature_loss(f, target, "none") / f[0].numel())
             else:
