@@ -70,7 +70,7 @@ class OptimConfig:
             search, as in the PyTorch style-transfer tutorial).
         precision: ``"fp32"`` (the input's dtype, no autocast), ``"bf16"`` (objective under bf16
             autocast, TF32 for the remaining float32 matmuls/convolutions on CUDA) or ``"auto"``
-            (bf16 on CUDA, fp32 elsewhere). The optimiser's own state is always float32 or wider.
+            (fp32 everywhere until bf16 is shown within tolerance on a GPU, see below). The optimiser's own state is always float32 or wider.
             Measured on CPU (VGG-19 pool5 inversion, 64 px, 50 iterations): bf16 ended at 8x the
             fp32 loss; ``benchmarks/bench_optimizer.py`` records this difference per device.
         channels_last: pass 4-D inputs in the channels-last memory format; ``"auto"``: on CUDA only.

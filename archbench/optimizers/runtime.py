@@ -22,11 +22,12 @@ log = logging.getLogger(__name__)
 
 
 def resolve_precision(config: OptimConfig, device: torch.device, dtype: torch.dtype) -> str:
-    """``"fp32"`` or ``"bf16"``: ``"auto"`` means bf16 on CUDA; float64 inputs always run as given."""
+    """``"fp32"`` or ``"bf16"``; ``"auto"`` means fp32 everywhere for now: bf16 is opt-in until a GPU
+    measurement shows its scores within tolerance of fp32 (on CPU it ended at 8x the fp32 loss)."""
     if dtype == torch.float64:
         return "fp32"
     if config.precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
+        return "fp32"
     return config.precision
 
 

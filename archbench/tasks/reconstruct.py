@@ -22,7 +22,7 @@ from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
 from archbench.losses import FEATURE_NORMS, alpha_norm, feature_loss, tv_loss
-from archbench.optimizers import minimize
+from archbench.optimizers import minimize_chunked
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
 
 
@@ -160,7 +160,7 @@ class Reconstruct(Task):
                 if progress:
                     progress(offset + done, total)
 
-            res = minimize(objective, starts, job.optim, report)
+            res = minimize_chunked(objective, starts, job.optim, progress=report)
             seconds = (time.perf_counter() - t0) / n_img
             for b, src in enumerate(job.images):
                 trace = res.loss_trace[b].tolist()

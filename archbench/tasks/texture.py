@@ -28,7 +28,7 @@ from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
 from archbench.losses.gram import check_gram_norm, gram_matrix
 from archbench.losses.patches import check_patch_layers, default_patch_layers, patch_source
-from archbench.optimizers import OptimConfig, minimize
+from archbench.optimizers import OptimConfig, minimize_chunked
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
 from archbench.tasks.presets import Preset, get_preset
 from archbench.tasks.reconstruct import white_noise
@@ -153,7 +153,7 @@ def run_batches(
         if progress:
             progress(offset + done, total)
 
-    return minimize(objective, starts, optim, report)
+    return minimize_chunked(objective, starts, optim, progress=report)
 
 
 @dataclass
