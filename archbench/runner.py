@@ -20,6 +20,7 @@ from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError
 from archbench.images import expand_sources, save_image
 from archbench.metrics import compute_metrics, get_metric
+from archbench.metrics.gram import Judge, judge_for, use_judge
 from archbench.optimizers import OptimConfig
 from archbench.results import Result, package_versions, write_results
 from archbench.tasks import TaskJob, get_task
@@ -89,6 +90,7 @@ class PreparedRun:
     job: TaskJob
     metrics: list[str]
     settings: dict[str, Any]
+    judge: Judge | None = None  # the network that scores Gram distances (``gram`` metric)
 
     @property
     def size(self) -> int:
@@ -115,7 +117,8 @@ class PreparedRun:
             refs = {role: img.unsqueeze(0) for role, img in out.references.items()}
             # scores the task computed itself (TaskOutput.scores) are not recomputed here
             names = [m for m in self.metrics if m not in out.scores]
-            values, unavailable = compute_metrics(names, out.result.unsqueeze(0), refs)
+            with use_judge(self.judge):
+                values, unavailable = compute_metrics(names, out.result.unsqueeze(0), refs)
             report.unavailable.update(unavailable)
             res = Result(
                 arch=self.arch,
@@ -135,7 +138,7 @@ class PreparedRun:
                 error=out.failed,
                 loss_trace=out.loss_trace,
                 settings=dict(self.settings),
-                extra=out.extra,
+                extra={**out.extra, "judge": self.judge.label} if self.judge else out.extra,
                 versions=versions,
             )
             if out_dir is not None:
@@ -171,6 +174,7 @@ def prepare_run(
     optimizer: str = "lbfgs",
     history: int = 100,
     net: TappedNetwork | None = None,
+    judge: str = "auto",
 ) -> PreparedRun:
     """Resolve defaults, build the network and validate everything (names, layers, images, sizes,
     checkpoints) without running or writing anything. Arguments as for :func:`run_task`."""
@@ -182,6 +186,8 @@ def prepare_run(
     metric_names = list(metrics) if metrics is not None else list(task_obj.default_metrics)
     for name in metric_names:
         get_metric(name)
+    # the Gram-distance judge; refuses a candidate that would grade itself
+    judge_obj = judge_for(arch, init, seed, judge) if "gram" in metric_names else None
     job = TaskJob(
         images=expand_sources(list(images)),
         size=size,
@@ -194,7 +200,7 @@ def prepare_run(
         net = create_arch(arch, init=init, seed=seed, device=dev)
     validate_phases(task_obj, net, job)  # task.validate at every phase's size
     settings = {"iterations_budget": iterations, "optimizer": optimizer, "history": history, **job.options}
-    return PreparedRun(arch, task, init, seed, net, job, metric_names, settings)
+    return PreparedRun(arch, task, init, seed, net, job, metric_names, settings, judge_obj)
 
 
 def run_task(
@@ -223,6 +229,8 @@ def run_task(
         options: task options (e.g. ``{"layers": ["pool3"]}`` for reconstruct).
         optimizer: ``"lbfgs"`` or ``"adam"``; ``history``: L-BFGS history size.
         net: an already built network to reuse (built from ``arch``/``init``/``seed``).
+        judge: network scoring the ``gram`` metric: ``auto``, ``trained-vgg16``, ``random-vgg19``
+            (see :mod:`archbench.metrics.gram`; a candidate colliding with it is refused).
 
     Everything that can be validated is validated before any file is written.
     """

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "archbench.cli.baseline",
     "archbench.cli.score",
     "archbench.cli.weights",
+    "archbench.cli.stack",
 ]
 
 

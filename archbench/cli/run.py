@@ -84,6 +84,13 @@ def run(
     alpha_weight: Annotated[float | None, typer.Option(help="reconstruct: weight of the alpha-norm prior (default 0 = off).")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-O", help="Any task option as KEY=VALUE (repeatable). maximize priors: param=pixel|fourier (pixel), l2_decay=0.01, blur_every=4, blur_sigma=0.5, jitter=4, unit=channel|center (channel), natural=photos.")] = None,
     channels: Annotated[str | None, typer.Option(help="maximize: channels per layer: N (N evenly spaced, default 8), a list 0,5,9 (one channel: 5,), or all.")] = None,
+    style: Annotated[str | None, typer.Option(help="style: the style image (built-in name or path).")] = None,
+    content: Annotated[str | None, typer.Option(help="style: the content image (default: --image).")] = None,
+    start: Annotated[str | None, typer.Option(help="style: start from noise (paper), content or faint.")] = None,
+    preset: Annotated[str | None, typer.Option(help="texture, style: paper (default), gatys-texture, gatys-style, pytorch-tutorial, neural-style.")] = None,
+    weighting: Annotated[str | None, typer.Option(help="texture, style: layer weights auto (paper), none, inverse-loss, normalize-gradients.")] = None,
+    gram_norm: Annotated[str | None, typer.Option(help="texture, style: Gram normalisation paper, m, hw, nm, chw.")] = None,
+    judge: Annotated[str, typer.Option(help="Network scoring the gram metric: auto, trained-vgg16, random-vgg19.")] = "auto",
     loss: Annotated[str | None, typer.Option(help="texture, style: gram (paper, default) or patches (neural patches on conv3_1, conv4_1; -O variety=W adds the variety term).")] = None,
     phases: Annotated[int | None, typer.Option(help="Coarse-to-fine phases (any task): phase p of N at size/2^(N-p), each from the upsampled previous result; --iters per phase. Default 1.")] = None,
 ) -> None:
@@ -99,9 +106,16 @@ def run(
     for key, value in (("normalize", normalize), ("tv_weight", tv_weight), ("tv_beta", tv_beta), ("alpha_weight", alpha_weight)):
         if value is not None:
             options[key] = value
+    for key, value in (("style", style), ("content", content), ("start", start), ("preset", preset), ("weighting", weighting), ("gram_norm", gram_norm)):
+        if value is not None:
+            options[key] = value
     for key, value in (("loss", loss), ("phases", phases)):
         if value is not None:
             options[key] = value
+    if iters is None and preset is not None:
+        from archbench.tasks.presets import preset_iterations
+
+        iters = preset_iterations(preset)  # the tool's own budget, e.g. 2000 for gatys-texture
     prepared = prepare_run(
         arch,
         task,
@@ -115,6 +129,7 @@ def run(
         options=options,
         optimizer=optimizer,
         history=history,
+        judge=judge,
     )
     dev = prepared.device
     console.print(

@@ -16,6 +16,7 @@ from archbench.metrics.base import (
 
 # built-in metrics register themselves on import
 from archbench.metrics import ssim  # noqa: E402,F401
+from archbench.metrics import gram  # noqa: E402,F401
 from archbench.metrics import maximize  # noqa: E402,F401
 from archbench.metrics import lpips, texture  # noqa: E402,F401
 

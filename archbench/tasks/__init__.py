@@ -7,6 +7,7 @@ import the module below.
 from archbench.tasks.base import TASKS, Task, TaskJob, TaskOutput, get_task, list_tasks, register_task
 
 from archbench.tasks import reconstruct  # noqa: E402,F401
+from archbench.tasks import texture, style  # noqa: E402,F401
 from archbench.tasks import maximize  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "TaskJob", "TaskOutput", "get_task", "list_tasks", "register_task"]
