@@ -183,6 +183,7 @@ def prepare_run(
     size = size or d_size
     iterations = iterations or d_iters
     task_obj = get_task(task)
+    optimizer = task_obj.fixed_optimizer or optimizer
     metric_names = list(metrics) if metrics is not None else list(task_obj.default_metrics)
     for name in metric_names:
         get_metric(name)

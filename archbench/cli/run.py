@@ -66,7 +66,7 @@ def results_table(results, title: str) -> Table:
 @app.command()
 def run(
     arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture spec: vgg19, vgg19(pool=max), tv:resnet18, timm:NAME, file.py:factory.")] = "vgg19",
-    task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct (see `archbench list tasks`).")] = "reconstruct",
+    task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct, texture, style, maximize (see `archbench list tasks`).")] = "reconstruct",
     layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer(s) to use, repeatable or comma-separated (reconstruct: each separately; default pool1..pool5 for VGG).")] = None,
     image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Built-in image name, file or folder; repeatable. Default: astronaut.")] = None,
     size: Annotated[int | None, typer.Option(help="Image side in px. Default: 256 on GPU (paper), 128 on CPU.")] = None,
@@ -134,7 +134,7 @@ def run(
     dev = prepared.device
     console.print(
         f"[bold]{task}[/] on [bold]{arch}[/] ({init}, seed {seed}): {prepared.size} px, "
-        f"{prepared.iterations} iterations, {optimizer}, on {dev}"
+        f"{prepared.iterations} iterations, {prepared.settings['optimizer']}, on {dev}"
         + ("" if dev.type == "cuda" else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
         highlight=False,
     )

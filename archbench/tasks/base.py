@@ -107,6 +107,8 @@ class Task:
     description: ClassVar[str] = ""
     default_metrics: ClassVar[tuple[str, ...]] = ()
     Options: ClassVar[type | None] = None
+    #: set by tasks that always use one optimiser (whatever ``--optimizer`` says)
+    fixed_optimizer: ClassVar[str | None] = None
 
     def parse_options(self, options: dict[str, Any]) -> Any:
         """Validate ``options`` against ``Options``; unknown keys give a clear error. The generic

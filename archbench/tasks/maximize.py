@@ -500,6 +500,7 @@ class Maximize(Task):
     description = "activation maximisation: the image each channel responds to most (priors: decay, blur, jitter, TV, Fourier)"
     default_metrics = ("activation", "diversity", "diversity_pixel", "tv")
     Options = MaximizeOptions
+    fixed_optimizer = "adam"  # priors act between steps; see the module docstring
 
     def layers(self, net: TappedNetwork, opts: MaximizeOptions) -> list[str]:
         layers = opts.layers or [default_layer(net)]
