@@ -127,7 +127,7 @@ for job in jobs:
 
 @pytest.mark.slow
 def test_sigkill_partway_then_resume_stores_every_job_exactly_once(tmp_path):
-    suite = suite_file(tmp_path, missing="", seeds="[0, 1, 2, 3, 4, 5]")
+    suite = suite_file(tmp_path, missing="", seeds="10")
     db = tmp_path / "r.db"
     cmd = [sys.executable, "-c", "from archbench.cli import main; main()", "sweep", str(suite), "--store", str(db)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -156,19 +156,19 @@ def test_sigkill_partway_then_resume_stores_every_job_exactly_once(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     conn = sqlite3.connect(db)
     before = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
-    assert 1 <= before < 6, before
+    assert 1 <= before < 10, before
     conn.close()
 
     store = ResultStore(db)
     summary = run_sweep(suite, store)
-    assert summary.total == 6 and summary.skipped == before and summary.done == 6 - before and summary.failed == 0
+    assert summary.total == 10 and summary.skipped == before and summary.done == 10 - before and summary.failed == 0
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM jobs").fetchone() == (6, 6)
-    assert conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0] == 6
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM jobs").fetchone() == (10, 10)
+    assert conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0] == 10
     assert conn.execute("SELECT MAX(attempts) FROM jobs").fetchone()[0] == 1
     keys = {j.key for j in expand_jobs(load_suite(suite), "cpu")}
     assert {r[0] for r in conn.execute("SELECT key FROM jobs")} == keys
-    assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 6
+    assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 10
     seeds = sorted(json.loads(r[0])["seed"] for r in conn.execute("SELECT settings FROM jobs"))
-    assert seeds == [0, 1, 2, 3, 4, 5]
+    assert seeds == list(range(10))

@@ -65,6 +65,15 @@ def test_job_key_is_a_hash_of_the_resolved_configuration(tmp_path):
     assert [j.key for j in expand_jobs(d, "cpu")] == [j.key for j in a]
 
 
+def test_task_restricted_to_some_architectures(tmp_path):
+    text = GOOD + '\n[[task]]\nname = "texture"\narchs = ["vgg13(pool=max)"]\nimages = ["brick"]\n'
+    jobs = expand_jobs(load_suite(write(tmp_path, text)), "cpu")
+    assert {j.arch for j in jobs if j.task == "texture"} == {"vgg13(pool=max)"}
+    assert len([j for j in jobs if j.task == "texture"]) == 1  # seed 3 x brick
+    msg = error_of(tmp_path, text.replace('archs = ["vgg13(pool=max)"]', 'archs = ["vgg16"]'))
+    assert ":21:" in msg and "not among the suite's architectures" in msg
+
+
 def test_image_file_identity_is_its_content(tmp_path):
     from archbench.sweep.jobs import image_identity
 

@@ -29,7 +29,8 @@ def sweep_progress() -> Progress:
 
 
 def run_suite_with_progress(suite_ref: str, store, *, executor: str = "local", device: str | None = None,
-                            out: Path | None = None, rerun_failed: bool = True, quiet: bool = False):
+                            out: Path | None = None, rerun_failed: bool = True, quiet: bool = False,
+                            executor_options: dict | None = None):
     """Run a suite with a rich progress bar over its jobs; returns the :class:`SweepSummary`."""
     from archbench.sweep import load_suite, run_sweep
 
@@ -56,7 +57,7 @@ def run_suite_with_progress(suite_ref: str, store, *, executor: str = "local", d
                 bar.console.print(f"[red]failed:[/] {outcome.job.describe()}: {outcome.error}", highlight=False)
 
         summary = run_sweep(suite, store, executor=executor, device=device, out_dir=out, rerun_failed=rerun_failed,
-                            on_plan=on_plan, on_start=on_start, on_result=on_result)
+                            executor_options=executor_options, on_plan=on_plan, on_start=on_start, on_result=on_result)
         bar.update(task_id, description=f"suite {suite.name}")
     return summary
 
@@ -65,7 +66,11 @@ def run_suite_with_progress(suite_ref: str, store, *, executor: str = "local", d
 def sweep(
     suite: Annotated[str | None, typer.Argument(help="Suite file (.toml) or built-in suite name (ci, paper, zoo).")] = None,
     store: StoreOpt = DEFAULT_STORE,
-    executor: Annotated[str, typer.Option(help="How jobs run: local (in this process).")] = "local",
+    executor: Annotated[str, typer.Option(help="How jobs run: local (in this process) or ray (Ray tasks; pip install 'archbench[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option(help="ray: cluster address (auto, HOST:PORT, ray://HOST:PORT); default: start a local Ray instance.")] = None,
+    gpus_per_job: Annotated[float | None, typer.Option(help="ray: GPUs per job (0.5 packs two per GPU); default 1 for cuda jobs, 0 for cpu jobs.")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="ray: re-runs of a job whose worker died (default 3); a job failing by itself is not retried.")] = None,
+    shared_dir: Annotated[Path | None, typer.Option(help="ray: folder every node sees; workers write the images there instead of sending them back.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda (default: the suite's device).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for output images (default: images/ beside the store).")] = None,
     skip_failed: Annotated[bool, typer.Option("--skip-failed", help="Do not re-run jobs stored as failed.")] = False,
@@ -83,9 +88,16 @@ def sweep(
             err_console.print("give a suite file or name: archbench sweep ci")
             sys.exit(2)
         return
+    from archbench.errors import ConfigError
+
+    ray_options = {"address": address, "gpus_per_job": gpus_per_job, "max_retries": max_retries, "shared_dir": shared_dir}
+    ray_options = {k: v for k, v in ray_options.items() if v is not None}
+    if ray_options and executor != "ray":
+        flags = ", ".join("--" + k.replace("_", "-") for k in ray_options)
+        raise ConfigError(f"{flags}: for --executor ray only")
     with ResultStore(store) as db:
         summary = run_suite_with_progress(suite, db, executor=executor, device=device, out=out,
-                                          rerun_failed=not skip_failed)
+                                          rerun_failed=not skip_failed, executor_options=ray_options or None)
     console.print(
         f"suite [bold]{summary.suite}[/]: {summary.total} jobs: {summary.skipped} already stored, "
         f"{summary.done} done now, {summary.failed} failed"

@@ -154,7 +154,10 @@ def box_plot_svg(groups: list[tuple[str, list[tuple[str, list[float]]]]], colors
                     parts.append(f'<circle cx="{cx:.1f}" cy="{y(v):.1f}" r="2" fill="{c}"/>')
                 parts.append("</g>")
             x += bw + 6
-        parts.append(f'<text x="{(gx0 + x) / 2:.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">{esc(label)}</text>')
+        group_w = x - gx0
+        short = label if len(label) * 6 <= group_w + gap else label[: max(3, int((group_w + gap) / 6) - 1)] + "…"
+        parts.append(f'<text x="{(gx0 + x) / 2:.1f}" y="{height - bottom + 14}" font-size="10" text-anchor="middle">'
+                     f"<title>{esc(label)}</title>{esc(short)}</text>")
         x += gap
     legend_x = left + plot_w + 10
     units = [u for u, _ in groups[0][1]] if groups else []

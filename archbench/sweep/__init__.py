@@ -7,6 +7,7 @@
 from archbench.sweep.driver import SweepSummary, resolve_sweep_device, run_sweep
 from archbench.sweep.executor import EXECUTORS, Executor, JobOutcome, LocalExecutor, get_executor, register_executor
 from archbench.sweep.jobs import Job, expand_jobs
+from archbench.sweep.ray_executor import RayExecutor  # registers executor 'ray'; imports Ray only when it runs
 from archbench.sweep.suite import SUITES, Suite, builtin_suites, load_suite, parse_suite_text
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "JobOutcome",
     "LocalExecutor",
     "SUITES",
+    "RayExecutor",
     "Suite",
     "SweepSummary",
     "builtin_suites",

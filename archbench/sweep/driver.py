@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archbench.store import ResultStore
 from archbench.sweep.executor import Executor, JobOutcome, get_executor
@@ -56,6 +57,7 @@ def run_sweep(
     device: str | None = None,
     out_dir: str | Path | None = None,
     rerun_failed: bool = True,
+    executor_options: dict[str, Any] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
     on_start: Callable[[Job], None] | None = None,
     on_result: Callable[[JobOutcome], None] | None = None,
@@ -69,6 +71,8 @@ def run_sweep(
         device: overrides the suite's device (``auto``, ``cpu``, ``cuda``).
         out_dir: folder of the output images (default: ``images/`` beside the store).
         rerun_failed: re-run jobs stored as failed (default) instead of skipping them.
+        executor_options: keyword arguments of the executor named by ``executor`` (e.g. ``address``,
+            ``gpus_per_job`` for ``ray``).
         on_plan: ``(to_run, total)`` once the plan is known; ``on_start(job)``,
             ``on_result(outcome)``: called per job (e.g. to drive a progress bar).
 
@@ -77,7 +81,10 @@ def run_sweep(
     """
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
-    dev = resolve_sweep_device(suite, device)
+    if isinstance(executor, str):
+        out = Path(out_dir) if out_dir is not None else store.root / "images"
+        executor = get_executor(executor, out_dir=out, **(executor_options or {}))
+    dev = executor.resolve_device(device or suite.device)  # the executor's machines decide what auto means
     jobs = expand_jobs(suite, dev)
     summary = SweepSummary(suite.name, total=len(jobs), keys=[j.key for j in jobs])
     store.record_suite(suite.name, suite.reference, suite.to_json())
@@ -91,9 +98,6 @@ def run_sweep(
         on_plan(len(todo), len(jobs))
     if not todo:
         return summary
-    if isinstance(executor, str):
-        out = Path(out_dir) if out_dir is not None else store.root / "images"
-        executor = get_executor(executor, out_dir=out)
 
     def started(job: Job) -> None:
         if on_start:

@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from archbench.errors import ArchbenchError
 from archbench.registry import Registry
@@ -73,6 +74,17 @@ class Executor(ABC):
         A job for which ``skip(job)`` is true just before it starts is not run and not reported.
         """
 
+    def resolve_device(self, requested: str) -> str:
+        """The device jobs run on for a requested one (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
+
+        Default: this machine's (``auto`` -> ``cuda`` when it has a GPU; ``cuda`` without one is a
+        :class:`~archbench.errors.ConfigError`). Executors that run jobs on other machines (``ray``)
+        ask their cluster instead. Called by the driver before the jobs are expanded.
+        """
+        from archbench.runner import resolve_device
+
+        return str(resolve_device(requested))
+
 
 EXECUTORS: Registry[type[Executor]] = Registry("executor", entry_point_group="archbench.executors")
 
@@ -121,6 +133,40 @@ def group_by_network(jobs: Sequence[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
+@dataclass
+class GroupNetwork:
+    """The network shared by a group of jobs (see :func:`group_by_network`), or why building it failed.
+
+    Attributes:
+        net: the built :class:`~archbench.architectures.base.TappedNetwork` (None when the build failed).
+        error: one line saying why the build failed, else None.
+        seconds: build time.
+    """
+
+    net: Any = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def build_group_network(job: Job) -> GroupNetwork:
+    """Build the network of ``job`` (and of every job with the same :attr:`Job.network_key`).
+
+    Any exception becomes :attr:`GroupNetwork.error` (``building the network failed: ...``), so the
+    jobs of the group fail with that reason and the sweep goes on.
+    """
+    from archbench.sweep.network import build_network
+
+    t0 = time.perf_counter()
+    try:
+        net = build_network(job.arch, job.init, job.seed, job.device)
+    except Exception as exc:
+        error = "building the network failed: " + failure_reason(exc)
+        log.warning("%s: %s", job.describe(), error)
+        _free_memory()
+        return GroupNetwork(None, error, time.perf_counter() - t0)
+    return GroupNetwork(net, None, time.perf_counter() - t0)
+
+
 @register_executor
 class LocalExecutor(Executor):
     """In-process executor; one network built per (arch, init, seed, device) group.
@@ -137,37 +183,29 @@ class LocalExecutor(Executor):
     def run(
         self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None, skip: Skip | None = None
     ) -> None:
-        from archbench.sweep.network import build_network
-
         for group in group_by_network(jobs):
             if skip is not None:
                 group = [j for j in group if not skip(j)]
                 if not group:
                     continue
-            net = None
-            build_error: str | None = None
-            build_seconds = 0.0
-            first = group[0]
-            t0 = time.perf_counter()
-            try:
-                net = build_network(first.arch, first.init, first.seed, first.device)
-            except Exception as exc:
-                build_error = "building the network failed: " + failure_reason(exc)
-                log.warning("%s: %s", first.describe(), build_error)
-                _free_memory()
-            build_seconds = time.perf_counter() - t0
+            built = build_group_network(group[0])
             for i, job in enumerate(group):
                 if i > 0 and skip is not None and skip(job):
                     continue
                 if on_start:
                     on_start(job)
-                started = time.time()
-                if build_error is not None:
-                    on_result(JobOutcome(job, "failed", build_error, [], started, time.time(), 0.0))
-                    continue
-                on_result(self._run_one(job, net, started, build_seconds if i == 0 else 0.0))
-            del net
+                on_result(self.run_job(job, built, built.seconds if i == 0 else 0.0))
+            del built
             _free_memory()
+
+    def run_job(self, job: Job, built: GroupNetwork, build_seconds: float = 0.0) -> JobOutcome:
+        """Run one job on the network ``built`` for its group (a failed build fails the job).
+
+        ``build_seconds`` is charged to this job (the first of its group)."""
+        started = time.time()
+        if built.error is not None:
+            return JobOutcome(job, "failed", built.error, [], started, time.time(), 0.0)
+        return self._run_one(job, built.net, started, build_seconds)
 
     def _run_one(self, job: Job, net, started: float, build_seconds: float) -> JobOutcome:
         from archbench.runner import run_task

@@ -132,6 +132,8 @@ def expand_jobs(suite: Suite, device: str) -> list[Job]:
     for arch in suite.archs:
         for init in arch.inits or suite.inits:
             for task in suite.tasks:
+                if task.archs is not None and arch.spec not in task.archs:
+                    continue
                 seeds = arch.seeds or task.seeds or suite.seeds
                 metrics = list(task.metrics or get_task(task.name).default_metrics)
                 try:

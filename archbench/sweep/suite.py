@@ -25,7 +25,8 @@ A suite file looks like this (every key but ``name`` and at least one arch and t
     name = "reconstruct"
     options = { layers = ["pool1", "pool2"] }  # task options (see `archbench run --help`)
     metrics = ["ssim", "psnr"]                   # default: the task's own
-    # size, iterations, images, seeds may be overridden per task
+    # size, iterations, images, seeds may be overridden per task, and
+    # archs = ["vgg19"] restricts it to some of the suite's architectures (e.g. for layer names)
 
 Errors name the file, the line and what was expected: ``ci.toml:7: unknown key 'sedes' in the
 top level; expected one of ...; did you mean 'seeds'?``. TOML has no positions for parsed
@@ -85,6 +86,7 @@ TASK_KEYS = {
     "iterations": "a positive integer",
     "images": "a list of image names or paths",
     "seeds": "a list of integers or an integer n",
+    "archs": "a list of the suite's architecture specs this task runs on (default: all)",
 }
 
 
@@ -108,6 +110,7 @@ class TaskEntry:
     iterations: int | None = None
     images: list[str] | None = None
     seeds: list[int] | None = None
+    archs: list[str] | None = None
 
 
 @dataclass
@@ -447,6 +450,19 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
             except ArchbenchError as exc:
                 raise ctx.error(str(exc), "metrics", "task", i) from None
         images = ctx.strings(t, "images", TASK_KEYS, "task", i)
+        only = ctx.strings(t, "archs", TASK_KEYS, "task", i)
+        if only is not None:
+            try:
+                only = [canonical_spec(a) for a in only]
+            except ArchbenchError as exc:
+                raise ctx.error(f"'archs': {exc}", "archs", "task", i) from None
+            stray = [a for a in only if a not in seen]
+            if stray:
+                raise ctx.error(
+                    f"'archs' of [[task]] #{i + 1} names {', '.join(map(repr, stray))}, not among the suite's "
+                    f"architectures: {', '.join(sorted(seen))}",
+                    "archs", "task", i,
+                )
         suite.tasks.append(
             TaskEntry(
                 tname,
@@ -456,6 +472,7 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                 ctx.posint(t, "iterations", TASK_KEYS, "task", i),
                 [_resolve_image(s, base) for s in images] if images else None,
                 ctx.seeds(t, "seeds", TASK_KEYS, "task", i),
+                only,
             )
         )
     if not suite.tasks:
