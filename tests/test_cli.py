@@ -90,3 +90,33 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case, photo_p
     assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1, err
     assert message in err
     assert not out.exists()  # no half-written output
+
+
+NAN_ARCH = '''
+import torch
+from torch import nn
+from archbench.architectures.base import SequentialTapped, Tap
+
+
+class NanWhenOptimised(nn.Module):
+    def forward(self, x):
+        return x * float("nan") if torch.is_grad_enabled() and x.requires_grad else x
+
+
+def make():
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU())
+    return SequentialTapped([("conv", conv), ("bad", NanWhenOptimised())], [Tap("conv", 8, 0), Tap("bad", 8, 0)])
+'''
+
+
+def test_failed_optimisation_is_stored_with_reason_and_exits_1(tmp_path, photo_png):
+    arch = tmp_path / "nanarch.py"
+    arch.write_text(NAN_ARCH)
+    out = tmp_path / "out"
+    proc = run_cli("run", "--arch", f"{arch}:make", "--layer", "conv,bad", "--image", str(photo_png),
+                   "--size", "32", "--iters", "3", "--device", "cpu", "--out", str(out))
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "1 of 2 optimisations failed" in proc.stderr
+    rows = {r["layer"]: r for r in csv.DictReader(open(out / "results.csv"))}
+    assert rows["conv"]["status"] == "done"
+    assert rows["bad"]["status"] == "failed" and "non-finite" in rows["bad"]["error"]

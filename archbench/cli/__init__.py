@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     _load_commands()
     try:
-        app(args=args, prog_name="archbench", standalone_mode=False)
+        # standalone_mode=False returns typer.Exit's code instead of exiting: pass it on
+        rc = app(args=args, prog_name="archbench", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except ArchbenchError as exc:
         if debug:
             raise
