@@ -73,6 +73,10 @@ def package_versions() -> dict[str, str]:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
+    import torch
+
+    out["torch"] = torch.__version__  # includes the build (+cu130, +cpu)
+    out["cuda"] = torch.version.cuda or "none"
     return out
 
 
