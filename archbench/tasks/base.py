@@ -18,7 +18,7 @@ import torch
 
 from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError
-from archbench.optimizers import OptimConfig
+from archbench.optimizers import OptimConfig, OptimResult
 from archbench.registry import Registry
 
 #: progress(done_units, total_units)
@@ -97,6 +97,38 @@ class TaskOutput:
     failed: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+
+
+def outputs_from_optim(
+    res: OptimResult,
+    images: list[str],
+    layer: str,
+    starts: torch.Tensor,
+    references: list[dict[str, torch.Tensor]],
+    seconds: float,
+    extra: list[dict[str, Any]],
+) -> list[TaskOutput]:
+    """One :class:`TaskOutput` per sample of an optimiser result (sample ``b`` is ``images[b]``,
+    with reference images ``references[b]`` and provenance ``extra[b]``)."""
+    from archbench.images import image_label
+
+    return [
+        TaskOutput(
+            image=image_label(src),
+            layer=layer,
+            result=res.x[b].clamp(0, 1),
+            start=starts[b].clamp(0, 1),
+            references=references[b],
+            final_loss=float(res.final_loss[b]),
+            loss_trace=res.loss_trace[b].tolist(),
+            iterations=int(res.iterations[b]),
+            evaluations=int(res.evaluations[b]),
+            seconds=seconds,
+            failed=res.failed[b] if res.failed else None,
+            extra=extra[b],
+        )
+        for b, src in enumerate(images)
+    ]
 
 
 class Task:

@@ -23,7 +23,7 @@ from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
 from archbench.losses import FEATURE_NORMS, alpha_norm, feature_loss, tv_loss
 from archbench.optimizers import minimize_chunked
-from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
+from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
 
 
 def default_layers(net: TappedNetwork) -> list[str]:
@@ -162,22 +162,10 @@ class Reconstruct(Task):
 
             res = minimize_chunked(objective, starts, job.optim, progress=report)
             seconds = (time.perf_counter() - t0) / n_img
-            for b, src in enumerate(job.images):
-                trace = res.loss_trace[b].tolist()
-                outputs.append(
-                    TaskOutput(
-                        image=image_label(src),
-                        layer=layer,
-                        result=res.x[b].clamp(0, 1),
-                        start=starts[b],
-                        references={"target": targets[b]},
-                        final_loss=float(res.final_loss[b]),
-                        loss_trace=trace,
-                        iterations=int(res.iterations[b]),
-                        evaluations=int(res.evaluations[b]),
-                        seconds=seconds,
-                        failed=res.failed[b] if res.failed else None,
-                        extra={"layer_weight": float(weights[b]), "normalize": opts.normalize},
-                    )
-                )
+            outputs += outputs_from_optim(
+                res, job.images, layer, starts,
+                references=[{"target": targets[b]} for b in range(len(job.images))],
+                seconds=seconds,
+                extra=[{"layer_weight": float(weights[b]), "normalize": opts.normalize} for b in range(len(job.images))],
+            )
         return outputs

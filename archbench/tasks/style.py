@@ -29,7 +29,7 @@ from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
 from archbench.losses.gram import check_gram_norm
 from archbench.losses.patches import check_patch_layers, default_patch_layers
-from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
+from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
 from archbench.tasks.presets import get_preset
 from archbench.tasks.reconstruct import white_noise
 from archbench.tasks.texture import (
@@ -203,36 +203,23 @@ class Style(Task):
         total = job.optim.iterations * n_img
         res = run_batches(objective, starts, job.optim, progress, 0, total)
         seconds = (time.perf_counter() - t0) / n_img
-        outputs = []
-        for b, src in enumerate(sources):
-            outputs.append(
-                TaskOutput(
-                    image=image_label(src),
-                    layer=label,
-                    result=res.x[b].clamp(0, 1),
-                    start=starts[b].clamp(0, 1),
-                    references={"target": contents[b], "style": style_img[0]},
-                    final_loss=float(res.final_loss[b]),
-                    loss_trace=res.loss_trace[b].tolist(),
-                    iterations=int(res.iterations[b]),
-                    evaluations=int(res.evaluations[b]),
-                    seconds=seconds,
-                    failed=res.failed[b] if res.failed else None,
-                    extra={
-                        "style": image_label(opts.style),
-                        "content_layers": content_layers,
-                        "style_layers": style_layers,
-                        "layer_weights": objective.describe(b),
-                        "weighting": opts.weighting,
-                        "gram_norm": opts.gram_norm,
-                        "content_norm": opts.content_norm,
-                        "tv_norm": opts.tv_norm,
-                        "alpha_beta_gamma": [opts.content_weight, opts.style_weight, opts.tv_weight],
-                        "start": opts.start,
-                        "preset": opts.preset,
-                        "loss": opts.loss,
-                        **({"variety": opts.variety} if opts.loss == "patches" else {}),
-                    },
-                )
-            )
-        return outputs
+        return outputs_from_optim(
+            res, sources, label, starts,
+            references=[{"target": contents[b], "style": style_img[0]} for b in range(len(sources))],
+            seconds=seconds,
+            extra=[{
+                "style": image_label(opts.style),
+                "content_layers": content_layers,
+                "style_layers": style_layers,
+                "layer_weights": objective.describe(b),
+                "weighting": opts.weighting,
+                "gram_norm": opts.gram_norm,
+                "content_norm": opts.content_norm,
+                "tv_norm": opts.tv_norm,
+                "alpha_beta_gamma": [opts.content_weight, opts.style_weight, opts.tv_weight],
+                "start": opts.start,
+                "preset": opts.preset,
+                "loss": opts.loss,
+                **({"variety": opts.variety} if opts.loss == "patches" else {}),
+            } for b in range(len(sources))],
+        )

@@ -29,7 +29,7 @@ from archbench.images import image_label, load_image
 from archbench.losses.gram import check_gram_norm, gram_matrix
 from archbench.losses.patches import check_patch_layers, default_patch_layers, patch_source
 from archbench.optimizers import OptimConfig, minimize_chunked
-from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
+from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
 from archbench.tasks.presets import Preset, get_preset
 from archbench.tasks.reconstruct import white_noise
 from archbench.tasks.weighting import Term, WeightedObjective, check_weighting
@@ -266,29 +266,18 @@ class Texture(Task):
             objective = WeightedObjective(net, terms, opts.weighting)
             res = run_batches(objective, set_starts, job.optim, progress, g * job.optim.iterations * n_img, total)
             seconds = (time.perf_counter() - t0) / n_img
-            for b, src in enumerate(job.images):
-                outputs.append(
-                    TaskOutput(
-                        image=image_label(src),
-                        layer=label,
-                        result=res.x[b].clamp(0, 1),
-                        start=set_starts[b],
-                        references={"target": sources[b], "style": sources[b]},
-                        final_loss=float(res.final_loss[b]),
-                        loss_trace=res.loss_trace[b].tolist(),
-                        iterations=int(res.iterations[b]),
-                        evaluations=int(res.evaluations[b]),
-                        seconds=seconds,
-                        failed=res.failed[b] if res.failed else None,
-                        extra={
-                            "layers": list(layers),
-                            "layer_weights": objective.describe(b),
-                            "weighting": opts.weighting,
-                            "gram_norm": opts.gram_norm,
-                            "preset": opts.preset,
-                            "loss": opts.loss,
-                            **({"variety": opts.variety} if opts.loss == "patches" else {}),
-                        },
-                    )
-                )
+            outputs += outputs_from_optim(
+                res, job.images, label, set_starts,
+                references=[{"target": sources[b], "style": sources[b]} for b in range(len(job.images))],
+                seconds=seconds,
+                extra=[{
+                    "layers": list(layers),
+                    "layer_weights": objective.describe(b),
+                    "weighting": opts.weighting,
+                    "gram_norm": opts.gram_norm,
+                    "preset": opts.preset,
+                    "loss": opts.loss,
+                    **({"variety": opts.variety} if opts.loss == "patches" else {}),
+                } for b in range(len(job.images))],
+            )
         return outputs
