@@ -170,6 +170,23 @@ def check_feasible(nodes: Sequence[dict[str, float]], cpus: float, gpus: float, 
     )
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """:class:`ConfigError` at once when ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts no TCP
+    connection (Ray itself retries an unreachable address for minutes). ``auto`` is not checked."""
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        if address != "auto":
+            log.debug("not checking Ray address %r", address)
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}; is `ray start --head` running there?"
+        ) from None
+
+
 # ----------------------------------------------------------------------------------------------
 # worker side
 
@@ -394,6 +411,7 @@ class RayExecutor(Executor):
                 log.info("starting a local Ray instance with %d CPUs", ncpu)
                 ray.init(address="local", num_cpus=ncpu, num_gpus=self.num_gpus, include_dashboard=False, **kwargs)
             else:
+                check_reachable(self.address)
                 log.info("connecting to the Ray cluster at %s", self.address)
                 ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
