@@ -64,7 +64,7 @@ class Registry(Generic[T]):
         """Decorator that registers an entry under ``name`` (default: its ``__name__``)."""
 
         def deco(obj: T) -> T:
-            key = name or getattr(obj, "name", None) or getattr(obj, "__name__")
+            key = name or getattr(obj, "name", None) or obj.__name__
             self.add(key, obj, overwrite=overwrite)
             return obj
 
