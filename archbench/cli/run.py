@@ -65,9 +65,9 @@ def results_table(results, title: str) -> Table:
 
 @app.command()
 def run(
-    arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture spec: vgg19, vgg19(pool=max), tv:resnet18, timm:NAME, file.py:factory.")] = "vgg19",
+    arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture spec: vgg19, vgg19(pool=max), variants vgg19(act=elu,down=stride,width=0.5,depth=2) (act: relu, leaky-relu[:SLOPE], elu, selu, gelu, tanh; down: avg, max, stride), alexnet, resnet18, champandard2016, tv:NAME, timm:NAME, file.py:factory (see `archbench list archs`).")] = "vgg19",
     task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct, texture, style, maximize (see `archbench list tasks`).")] = "reconstruct",
-    layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer(s) to use, repeatable or comma-separated (reconstruct: each separately; default pool1..pool5 for VGG).")] = None,
+    layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer(s) to use, repeatable or comma-separated. reconstruct: each separately (default pool1..pool5 for VGG); texture: Gram layers, cumulative sets (default conv1_1..conv5_1); maximize: each separately.")] = None,
     image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Built-in image name, file or folder; repeatable. Default: astronaut.")] = None,
     size: Annotated[int | None, typer.Option(help="Image side in px. Default: 256 on GPU (paper), 128 on CPU.")] = None,
     iters: Annotated[int | None, typer.Option("--iters", help="Optimiser iterations per problem. Default: 500 on GPU (paper), 100 on CPU.")] = None,
@@ -75,7 +75,7 @@ def run(
     init: Annotated[str, typer.Option(help="Weights: gaussian:SIGMA, kaiming, orthogonal, uniform, pretrained, checkpoint:PATH.")] = "gaussian:0.015",
     device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu, cuda.")] = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for images and results.csv/results.jsonl.")] = Path("archbench-out"),
-    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", help="Metrics, comma-separated (default: the task's).")] = None,
+    metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", help="Metrics, comma-separated, e.g. ssim,psnr,lpips,gram,spectrum,color-swd (default: the task's; see `archbench list metrics`).")] = None,
     optimizer: Annotated[str, typer.Option(help="lbfgs (paper) or adam.")] = "lbfgs",
     history: Annotated[int, typer.Option(help="L-BFGS history size.")] = 100,
     normalize: Annotated[str | None, typer.Option(help="reconstruct: feature-loss normalisation relative (default), paper, none.")] = None,
