@@ -296,3 +296,25 @@ def test_coarse_to_fine_phases(param):
     for r in results:
         assert [p["size"] for p in r.extra["phases"]] == [SIZE // 2, SIZE]
         assert len(r.loss_trace) == 10 and r.status == "done"
+
+
+def test_maximize_in_a_sweep_gives_a_leaderboard_with_per_channel_image_grids(tmp_path):
+    from archbench.report import leaderboard_from_store, render
+    from archbench.store import ResultStore
+    from archbench.sweep import run_sweep
+
+    suite = tmp_path / "m.toml"
+    suite.write_text(
+        'name = "maxgrid"\nreference = "vgg11"\nseeds = [0, 1]\nsize = 32\niterations = 5\ndevice = "cpu"\n'
+        'archs = ["vgg11", "vgg11(act=elu)"]\n'
+        '[[task]]\nname = "maximize"\nimages = ["astronaut"]\noptions = { layers = ["conv2_1"], channels = [0, 3] }\n'
+    )
+    store = ResultStore(tmp_path / "r.db")
+    summary = run_sweep(suite, store)
+    assert summary.done == 4 and summary.failed == 0
+    lb = leaderboard_from_store(store, suite="maxgrid")
+    assert {b.metric for b in lb.boards if b.task == "maximize"} >= {"activation", "diversity", "tv"}
+    page = render(lb, "html", store)
+    # one column per channel, one image per channel and architecture (first seed)
+    assert "conv2_1:c0" in page and "conv2_1:c3" in page
+    assert page.count("data:image/png;base64,") >= 2 * 2
