@@ -40,16 +40,7 @@ from archbench.architectures import create_arch
 from archbench.images import list_images, load_image
 from archbench.optimizers import OptimConfig, lbfgs_reference, minimize, prepare_module
 from archbench.optimizers.runtime import Evaluator
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from archbench.results import cpu_model
 
 
 def sync(device: torch.device) -> None:
@@ -188,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     bare_rate = args.batch / t_bare
     ours_losses = ours.final_loss.tolist()
     result: dict[str, object] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({cpu_name()})",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({cpu_model() or platform.processor() or platform.machine()})",
         "device_type": device.type,
         "task": f"reconstruct {args.arch} {args.layer} (gaussian:0.015, seed 0), normalised feature MSE, white-noise start",
         "batch": args.batch,

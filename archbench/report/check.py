@@ -32,6 +32,7 @@ from typing import Any
 
 from archbench.errors import ConfigError
 from archbench.report import stats
+from archbench.results import cpu_model
 from archbench.store import ResultStore, StoredResult
 
 BASELINE_FORMAT = "archbench-baseline/1"
@@ -106,22 +107,12 @@ def score_entries(results: list[StoredResult]) -> list[dict[str, Any]]:
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
 def machine_info() -> dict[str, Any]:
     """Where a baseline was produced."""
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "processor": _cpu_model() or platform.processor() or "",
+        "processor": cpu_model() or platform.processor() or "",
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
     }
