@@ -49,3 +49,12 @@ def test_priors_enter_the_objective():
     assert torch.allclose(ReconstructObjective(net, "pool1", target, torch.ones(2), ReconstructOptions())(x0), torch.zeros(2), atol=1e-6)
     idx = torch.tensor([1])
     assert torch.allclose(ReconstructObjective(net, "pool1", target, torch.ones(2), ReconstructOptions())(x[1:], idx), plain[1:])
+
+
+def test_a_result_does_not_depend_on_the_other_images_in_the_batch():
+    kw = dict(size=32, iterations=5, seed=2, device="cpu", options={"layers": ["pool1"]})
+    both = run_task("vgg11", "reconstruct", ["astronaut", "coffee"], **kw).results
+    alone = run_task("vgg11", "reconstruct", ["coffee"], **kw).results[0]
+    assert both[1].image == "coffee"
+    assert both[1].final_loss == pytest.approx(alone.final_loss, rel=1e-4)
+    assert both[1].metrics["ssim"] == pytest.approx(alone.metrics["ssim"], abs=1e-4)

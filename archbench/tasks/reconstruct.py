@@ -41,9 +41,14 @@ def default_layers(net: TappedNetwork) -> list[str]:
 
 
 def white_noise(shape: tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
-    """Uniform white noise in [0, 1] from a seeded generator (same on every device)."""
+    """Uniform white noise in [0, 1] from a seeded generator (same on every device).
+
+    Every sample of the batch gets the same draw: a start depends only on the seed and the size,
+    never on which other images share the batch, so a result is reproducible image by image.
+    """
     gen = torch.Generator().manual_seed(int(seed))
-    return torch.rand(shape, generator=gen).to(device)
+    one = torch.rand((1, *shape[1:]), generator=gen)
+    return one.expand(shape).contiguous().to(device)
 
 
 @torch.no_grad()
