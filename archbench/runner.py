@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,12 +104,28 @@ class PreparedRun:
     def device(self) -> torch.device:
         return self.job.device
 
-    def execute(self, out_dir: str | Path | None = None, progress: Progress | None = None) -> RunReport:
-        """Optimise, score, and (with ``out_dir``) write the images and result files."""
+    def execute(
+        self,
+        out_dir: str | Path | Callable[[str], Path] | None = None,
+        progress: Progress | None = None,
+    ) -> RunReport:
+        """Optimise, score, and (with ``out_dir``) write the images and result files.
+
+        ``out_dir`` may also be a function of an image label giving that image's own folder (a
+        sweep running several jobs as one batch writes each job's files into the job's folder).
+        """
         log.info(
             "running %s on %s (%s, seed %d) at %d px for %d iterations on %s",
             self.task, self.arch, self.init, self.seed, self.size, self.iterations, self.device,
         )
+        if out_dir is None or callable(out_dir):
+            folder_of = out_dir
+        else:
+            root = Path(out_dir)
+
+            def folder_of(_image: str) -> Path:
+                return root
+
         outputs = run_phases(get_task(self.task), self.net, self.job, progress)
         versions = package_versions()
         report = RunReport(results=[], size=self.size, iterations=self.iterations, device=str(self.device))
@@ -142,10 +158,12 @@ class PreparedRun:
                 versions=versions,
             )
             if out_dir is not None:
-                self._save_images(Path(out_dir), out, res)
+                self._save_images(folder_of(out.image), out, res)
             report.results.append(res)
         if out_dir is not None:
-            report.files = list(write_results(out_dir, report.results))
+            for folder in dict.fromkeys(folder_of(r.image) for r in report.results):
+                mine = [r for r in report.results if folder_of(r.image) == folder]
+                report.files += list(write_results(folder, mine))
         return report
 
     def _save_images(self, out_dir: Path, out, res: Result) -> None:

@@ -5,15 +5,16 @@ An :class:`Executor` takes jobs and streams one :class:`JobOutcome` per job to t
 sweep then loses only the jobs that were running). Executors are registered in :data:`EXECUTORS`
 (``archbench sweep --executor NAME``); this module ships ``local``.
 
-The local executor runs jobs in this process, one at a time. It groups jobs that share a network
-(same arch, init, seed and device) and builds that network once for the group
-(``run_task(net=...)``). Whatever goes wrong in a job -- a bad image, a non-finite loss, CUDA out
+The local executor runs jobs in this process. It groups jobs that share a network (same arch,
+init, seed and device) and builds that network once for the group (``run_task(net=...)``); jobs
+of a group that differ only in their image run as one batched optimisation (``batch_images``). Whatever goes wrong in a job -- a bad image, a non-finite loss, CUDA out
 of memory, any exception -- becomes a failed outcome with its reason; the sweep goes on.
 ``KeyboardInterrupt`` is not caught: the driver stops, and stored results stay stored.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
@@ -171,14 +172,27 @@ def build_group_network(job: Job) -> GroupNetwork:
 class LocalExecutor(Executor):
     """In-process executor; one network built per (arch, init, seed, device) group.
 
+    Within a group, jobs that differ only in their image run as **one batch** of up to
+    ``batch_images`` images (one optimisation over the batch; results do not depend on the batch,
+    see :func:`archbench.tasks.reconstruct.white_noise`). A batch that cannot be prepared (a bad
+    image, say) or fails as a whole falls back to running its jobs one by one, so only the bad job
+    fails.
+
     Args:
         out_dir: folder for the images of each job (``out_dir/<job key>/...``); None: no images.
+        batch_images: largest batch; default (None): 16 on CUDA, 1 on the CPU (where batching
+            gains little and one job at a time keeps progress fine-grained).
     """
 
     name = "local"
 
-    def __init__(self, out_dir: str | Path | None = None) -> None:
+    def __init__(self, out_dir: str | Path | None = None, batch_images: int | None = None) -> None:
+        if batch_images is not None and batch_images < 1:
+            from archbench.errors import ConfigError
+
+            raise ConfigError(f"batch_images must be >= 1, got {batch_images}")
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.batch_images = batch_images
 
     def run(
         self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None, skip: Skip | None = None
@@ -189,14 +203,65 @@ class LocalExecutor(Executor):
                 if not group:
                     continue
             built = build_group_network(group[0])
-            for i, job in enumerate(group):
-                if i > 0 and skip is not None and skip(job):
+            build_seconds = built.seconds
+            for i, batch in enumerate(self.batches(group)):
+                if i > 0 and skip is not None:
+                    batch = [j for j in batch if not skip(j)]
+                if not batch:
                     continue
                 if on_start:
-                    on_start(job)
-                on_result(self.run_job(job, built, built.seconds if i == 0 else 0.0))
+                    for job in batch:
+                        on_start(job)
+                for outcome in self.run_batch(batch, built, build_seconds):
+                    on_result(outcome)
+                build_seconds = 0.0
             del built
             _free_memory()
+
+    def batches(self, group: Sequence[Job]) -> list[list[Job]]:
+        """Split a network group into batches of jobs that differ only in their image."""
+        batches: list[list[Job]] = []
+        open_batches: dict[str, list[Job]] = {}
+        for job in group:
+            limit = self.batch_images or (16 if job.device.startswith("cuda") else 1)
+            settings = json.dumps(
+                [job.task, job.options, job.size, job.iterations, sorted(job.metrics), job.optimizer, job.history],
+                sort_keys=True, default=str,
+            )
+            batch = open_batches.get(settings)
+            if batch is None or len(batch) >= limit or any(j.image_label == job.image_label for j in batch):
+                batch = open_batches[settings] = []
+                batches.append(batch)
+            batch.append(job)
+        return batches
+
+    def run_batch(self, batch: Sequence[Job], built: GroupNetwork, build_seconds: float = 0.0) -> list[JobOutcome]:
+        """Run jobs that differ only in their image as one optimisation; one outcome per job."""
+        if len(batch) == 1 or built.error is not None:
+            return [self.run_job(job, built, build_seconds if k == 0 else 0.0) for k, job in enumerate(batch)]
+        from archbench.runner import prepare_run
+
+        first = batch[0]
+        started, t0 = time.time(), time.perf_counter()
+        by_label = {job.image_label: job for job in batch}
+        try:
+            prepared = prepare_run(
+                first.arch, first.task, [job.image for job in batch], size=first.size, iterations=first.iterations,
+                seed=first.seed, init=first.init, device=first.device, metrics=first.metrics,
+                options=dict(first.options), optimizer=first.optimizer, history=first.history, net=built.net,
+            )
+            out = (lambda label: self.out_dir / by_label[label].key) if self.out_dir is not None else None
+            report = prepared.execute(out)
+        except Exception as exc:
+            log.info("batch of %d jobs failed as a whole (%s); running them one by one", len(batch), failure_reason(exc))
+            _free_memory()
+            return [self.run_job(job, built, build_seconds if k == 0 else 0.0) for k, job in enumerate(batch)]
+        seconds = (time.perf_counter() - t0) / len(batch)
+        return [
+            self._outcome(job, [r for r in report.results if r.image == job.image_label], started, seconds,
+                          build_seconds if k == 0 else 0.0)
+            for k, job in enumerate(batch)
+        ]
 
     def run_job(self, job: Job, built: GroupNetwork, build_seconds: float = 0.0) -> JobOutcome:
         """Run one job on the network ``built`` for its group (a failed build fails the job).
@@ -235,20 +300,13 @@ class LocalExecutor(Executor):
             log.warning("%s failed: %s", job.describe(), reason)
             _free_memory()
             return JobOutcome(job, "failed", reason, [], started, time.time(), time.perf_counter() - t0, build_seconds)
-        failed = [r for r in report.results if r.status != "done"]
-        if not report.results:
-            return JobOutcome(job, "failed", "the task produced no results", [], started, time.time(),
-                              time.perf_counter() - t0, build_seconds)
-        error = None
-        if failed:
-            error = "; ".join(f"{r.layer}: {r.error or r.status}" for r in failed)
-        return JobOutcome(
-            job,
-            "failed" if failed else "done",
-            error,
-            report.results,
-            started,
-            time.time(),
-            time.perf_counter() - t0,
-            build_seconds,
-        )
+        return self._outcome(job, report.results, started, time.perf_counter() - t0, build_seconds)
+
+    @staticmethod
+    def _outcome(job: Job, results: list[Result], started: float, seconds: float, build_seconds: float) -> JobOutcome:
+        """The outcome of a job from its results: failed if there are none or any failed."""
+        if not results:
+            return JobOutcome(job, "failed", "the task produced no results", [], started, time.time(), seconds, build_seconds)
+        failed = [r for r in results if r.status != "done"]
+        error = "; ".join(f"{r.layer}: {r.error or r.status}" for r in failed) if failed else None
+        return JobOutcome(job, "failed" if failed else "done", error, results, started, time.time(), seconds, build_seconds)
