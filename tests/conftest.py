@@ -32,6 +32,19 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+def stripes(path: Path, size: int = 32, period: int = 6) -> Path:
+    """A periodic colour pattern (diagonal red/blue stripes) written as PNG."""
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    on = ((xx + yy) // (period // 2)) % 2 == 0
+    img = np.zeros((size, size, 3), np.uint8)
+    img[on] = (220, 40, 30)
+    img[~on] = (30, 60, 200)
+    Image.fromarray(img).save(path)
+    return path
+
+
 @pytest.fixture
 def photo_png(tmp_path: Path) -> Path:
     """A 64x64 RGB crop of the astronaut photo written as PNG."""

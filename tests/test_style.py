@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,25 +14,12 @@ from archbench.images import load_image
 from archbench.losses import feature_loss
 from archbench.metrics.gram import RANDOM_VGG19, gram_distance
 from archbench.runner import run_task
+from tests.conftest import run_cli, stripes
 
 ARCH = "vgg11(fc=false)"
 SIZE = 32
 
 
-def stripes(path: Path, size: int = SIZE, period: int = 6) -> Path:
-    """A periodic colour pattern: diagonal red/blue stripes."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    on = ((xx + yy) // (period // 2)) % 2 == 0
-    img = np.zeros((size, size, 3), np.uint8)
-    img[on] = (220, 40, 30)
-    img[~on] = (30, 60, 200)
-    Image.fromarray(img).save(path)
-    return path
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("archbench") or str(Path(sys.executable).parent / "archbench")
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
 
 
 def blob(path: Path, size: int = SIZE) -> Path:
