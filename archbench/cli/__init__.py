@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "archbench.cli.score",
     "archbench.cli.weights",
     "archbench.cli.stack",
+    "archbench.cli.correlate",
 ]
 
 

@@ -1,0 +1,592 @@
+"""Does a training-free score predict trained accuracy? Rank correlations between leaderboard
+scores and a ground truth.
+
+He et al. (2016) end by suggesting that random-weight visualisation could rank architectures
+without training them. This module tests that on a results store: for every task and metric (the
+all-layer boards of :mod:`archbench.report.leaderboard`) and for the overall rank, it correlates
+each architecture's mean score with a ground-truth value per architecture.
+
+Ground truths (:func:`load_truth`):
+
+* ``imagenet`` (alias ``imagenet-v1``) -- the ImageNet-1k top-1 accuracy that torchvision publishes
+  for each model's ``IMAGENET1K_V1`` weights (the original training recipes, comparable across
+  families), read from torchvision's weight metadata: nothing is downloaded;
+* ``imagenet-best`` -- the same for each model's ``DEFAULT`` weights (newer recipes for some models,
+  e.g. resnet50 80.9 instead of 76.1);
+* ``FILE.csv`` -- your own values (NAS-Bench accuracies, your training runs): a header with the
+  columns ``arch`` and ``value``; ``arch`` is an arch spec exactly as the store holds it (or a
+  unit name ``spec @ init``).
+
+Architectures are matched to torchvision's names by :func:`trained_counterpart`: ``tv:NAME`` is
+``NAME``; the built-in ``alexnet`` and ``resnet18/34/50`` have torchvision's layout; the built-in
+``vggN`` is ``vggN`` exactly with ``down=max`` and *approximately* with the paper's default average
+pooling (marked ``approximate``; ``exact_only=True`` drops those). Variants that change the
+architecture (``act=``, ``width=``, ``depth=``, strided downsampling, options of ``tv:`` models)
+have no published accuracy and are listed as unmatched with the reason.
+
+Statistics, per (task, metric, init) over the architectures that have a truth value:
+
+* Spearman's ρ between the *oriented* score (higher = better, so lower-is-better metrics and the
+  overall rank are negated) and the truth value: ρ > 0 means better scores go with higher truth;
+* a two-sided permutation p-value of ρ (all n! orderings for n ≤ 8, else 20 000 seeded random
+  permutations), Holm-corrected over the rows;
+* a 95% percentile-bootstrap interval of ρ, resampling architectures (seeded);
+* Kendall's τ-b;
+* baselines over the same architectures where torchvision's metadata has them: ρ of the truth
+  with the parameter count and with the GFLOPs of the trained model (the METHOD notes report
+  ρ ≈ 0.20 and 0.32 on 30 torchvision CNNs). A score is only interesting if it beats these.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import logging
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from archbench.errors import ConfigError
+from archbench.report import stats
+from archbench.report.leaderboard import ALL_LAYERS, Leaderboard
+
+log = logging.getLogger(__name__)
+
+#: built-in ground truths: name -> description
+TRUTHS: dict[str, str] = {
+    "imagenet": "torchvision's published ImageNet-1k top-1 (%) of the IMAGENET1K_V1 weights (original recipes)",
+    "imagenet-v1": "same as imagenet",
+    "imagenet-best": "torchvision's published ImageNet-1k top-1 (%) of the DEFAULT weights (best recipe per model)",
+}
+
+#: a row of the overall rank in :class:`CorrelationRow` (``task``, ``metric``)
+OVERALL = ("overall", "rank")
+
+EXACT_PERMUTATION_MAX_N = 8
+N_PERMUTATIONS = 20_000
+N_BOOTSTRAP = 4_000
+
+
+# -- matching archbench architectures to trained models ---------------------------------------
+@dataclass(frozen=True)
+class Counterpart:
+    """The trained model an arch spec stands for.
+
+    Attributes:
+        name: torchvision model name (``None`` when there is none).
+        match: ``exact``, ``approximate`` or ``none``.
+        note: why it is approximate or why there is none.
+    """
+
+    name: str | None
+    match: str
+    note: str = ""
+
+
+def _num(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def trained_counterpart(spec: str) -> Counterpart:
+    """The torchvision model whose published accuracy belongs to ``spec``'s architecture."""
+    from archbench.architectures.registry import parse_spec
+
+    try:
+        name, opts = parse_spec(spec)
+    except ConfigError as exc:
+        return Counterpart(None, "none", str(exc))
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix == "tv":
+        extra = sorted(k for k in opts if k != "weights")
+        if extra:
+            return Counterpart(None, "none", f"options {', '.join(extra)} change the trained architecture")
+        return Counterpart(rest, "exact")
+    if sep and prefix == "timm":
+        return Counterpart(None, "none", "timm ships no accuracy metadata offline; give --truth FILE.csv")
+    if sep or name.endswith(".py"):
+        return Counterpart(None, "none", "user-defined architecture; give --truth FILE.csv")
+    opts = {k: v for k, v in opts.items() if k != "fc"}  # classifier layers do not change the conv part
+    if name in ("resnet18", "resnet34", "resnet50"):
+        if opts:
+            return Counterpart(None, "none", f"options {', '.join(sorted(opts))} change the architecture")
+        return Counterpart(name, "exact")
+    if name == "alexnet":
+        pool = opts.pop("pool", "max")
+        if opts or pool != "max":
+            return Counterpart(None, "none", "a variant of AlexNet (the trained one pools by max)")
+        return Counterpart(name, "exact")
+    if name in ("vgg11", "vgg13", "vgg16", "vgg19"):
+        down = opts.pop("down", None) or opts.pop("pool", "avg")
+        opts.pop("pool", None)
+        act = opts.pop("act", "relu")
+        width, depth = _num(opts.pop("width", 1.0)), _num(opts.pop("depth", 1))
+        if opts or act != "relu" or width != 1.0 or depth != 1.0 or down not in ("avg", "max"):
+            return Counterpart(None, "none", "a variant of VGG (activation, width, depth or downsampling changed)")
+        if down == "avg":
+            return Counterpart(name, "approximate", f"average pooling; the trained {name} pools by max")
+        return Counterpart(name, "exact")
+    return Counterpart(None, "none", "no published accuracy for this architecture; give --truth FILE.csv")
+
+
+# -- ground truths --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TruthValue:
+    """A ground-truth value for one arch spec, plus the trained model's size where known."""
+
+    value: float
+    source: str
+    match: str = "exact"
+    note: str = ""
+    params: float | None = None
+    gflops: float | None = None
+
+
+class GroundTruth:
+    """A value per architecture. Subclasses implement :meth:`lookup`."""
+
+    name: str = ""
+    description: str = ""
+
+    def lookup(self, arch: str, unit: str | None = None) -> TruthValue | str:
+        """The value for ``arch`` (spec as stored; ``unit`` its leaderboard name), or the reason
+        there is none."""
+        raise NotImplementedError
+
+
+def _torchvision_meta(name: str, which: str) -> dict[str, Any] | None:
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+    if which == "best":
+        weights = enum.DEFAULT
+    else:
+        weights = getattr(enum, "IMAGENET1K_V1", None) or next(iter(enum))
+    meta = dict(weights.meta)
+    meta["_weights"] = f"{enum.__name__}.{weights.name}"
+    return meta
+
+
+class ImagenetTruth(GroundTruth):
+    """ImageNet-1k top-1 published in torchvision's weight metadata (no download)."""
+
+    def __init__(self, which: str = "v1") -> None:
+        if which not in ("v1", "best"):
+            raise ValueError(f"which must be 'v1' or 'best', not {which!r}")
+        self.which = which
+        self.name = "imagenet" if which == "v1" else "imagenet-best"
+        self.description = TRUTHS[self.name]
+
+    def lookup(self, arch: str, unit: str | None = None) -> TruthValue | str:
+        cp = trained_counterpart(arch)
+        if cp.name is None:
+            return cp.note
+        meta = _torchvision_meta(cp.name, self.which)
+        if meta is None:
+            return f"torchvision publishes no weights for {cp.name!r}"
+        try:
+            acc = float(meta["_metrics"]["ImageNet-1K"]["acc@1"])
+        except (KeyError, TypeError, ValueError):
+            return f"torchvision's {meta['_weights']} has no ImageNet-1K acc@1"
+        return TruthValue(
+            value=acc,
+            source=meta["_weights"],
+            match=cp.match,
+            note=cp.note,
+            params=_num(meta.get("num_params")),
+            gflops=_num(meta.get("_ops")),
+        )
+
+
+class CsvTruth(GroundTruth):
+    """Values from a CSV file with the columns ``arch`` and ``value``."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        self.name = path.name
+        self.description = f"values from {path}"
+        if not path.is_file():
+            raise ConfigError(f"ground-truth file {str(path)!r} does not exist; built-in truths: {', '.join(TRUTHS)}")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read ground-truth file {str(path)!r}: {exc}") from None
+        reader = csv.DictReader(text.splitlines())
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        if "arch" not in fields or "value" not in fields:
+            raise ConfigError(
+                f"{path}: the header must name the columns 'arch' and 'value' (found: {', '.join(fields) or 'nothing'})"
+            )
+        self.values: dict[str, float] = {}
+        for line, row in enumerate(reader, start=2):
+            row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+            arch, raw = row.get("arch", ""), row.get("value", "")
+            if not arch:
+                raise ConfigError(f"{path}:{line}: empty arch")
+            value = _num(raw)
+            if value is None or not math.isfinite(value):
+                raise ConfigError(f"{path}:{line}: value {raw!r} for {arch!r} is not a finite number")
+            if arch in self.values:
+                raise ConfigError(f"{path}:{line}: {arch!r} appears twice")
+            self.values[arch] = value
+        if not self.values:
+            raise ConfigError(f"{path}: no rows")
+
+    def lookup(self, arch: str, unit: str | None = None) -> TruthValue | str:
+        for key in (unit, arch):
+            if key is not None and key in self.values:
+                return TruthValue(value=self.values[key], source=self.name)
+        return f"not in {self.name}"
+
+
+def load_truth(name: str) -> GroundTruth:
+    """A built-in ground truth by name (:data:`TRUTHS`) or a CSV file's path."""
+    if name in ("imagenet", "imagenet-v1"):
+        return ImagenetTruth("v1")
+    if name == "imagenet-best":
+        return ImagenetTruth("best")
+    if name.lower().endswith(".csv") or Path(name).exists():
+        return CsvTruth(name)
+    from archbench.registry import unknown_name_message
+
+    raise ConfigError(unknown_name_message("ground truth", name, list(TRUTHS)) + " (or give a FILE.csv)")
+
+
+# -- statistics -------------------------------------------------------------------------------
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's ρ (average ranks for ties); None when either side is constant or n < 3."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = float(spearmanr(x, y).statistic)
+    return None if math.isnan(rho) else rho
+
+
+def kendall(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Kendall's τ-b; None when either side is constant or n < 3."""
+    from scipy.stats import kendalltau
+
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tau = float(kendalltau(x, y).statistic)
+    return None if math.isnan(tau) else tau
+
+
+def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Pearson correlation of rank vectors ``rx`` (n,) against each row of ``ry`` (P, n)."""
+    ax = rx - rx.mean()
+    ay = ry - ry.mean(axis=-1, keepdims=True)
+    den = np.sqrt((ax**2).sum()) * np.sqrt((ay**2).sum(axis=-1))
+    return (ay @ ax) / den
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, seed: int = 0, n_perm: int = N_PERMUTATIONS) -> float | None:
+    """Two-sided permutation p-value of Spearman's ρ: the share of orderings of ``y`` whose |ρ| is at
+    least the observed one (every ordering for n ≤ 8; else ``(k + 1) / (n_perm + 1)`` over seeded
+    random permutations)."""
+    from scipy.stats import rankdata
+
+    rho = spearman(x, y)
+    if rho is None:
+        return None
+    rx, ry = rankdata(x), rankdata(y)
+    n = len(x)
+    if n <= EXACT_PERMUTATION_MAX_N:
+        perms = np.array(list(itertools.permutations(range(n))))
+        rhos = _rho_of_ranks(rx, ry[perms])
+        return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
+    rng = np.random.default_rng(seed)
+    perms = np.argsort(rng.random((n_perm, n)), axis=1)
+    rhos = _rho_of_ranks(rx, ry[perms])
+    k = int(np.sum(np.abs(rhos) >= abs(rho) - 1e-12))
+    return (k + 1) / (n_perm + 1)
+
+
+def bootstrap_rho(
+    x: np.ndarray, y: np.ndarray, level: float = 0.95, n_boot: int = N_BOOTSTRAP, seed: int = 0
+) -> tuple[float | None, float | None]:
+    """Percentile-bootstrap interval of Spearman's ρ, resampling the (x, y) pairs; resamples with a
+    constant side are skipped. ``(None, None)`` when ρ is undefined."""
+    from scipy.stats import rankdata
+
+    if spearman(x, y) is None:
+        return None, None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+    rhos = []
+    for row in idx:
+        bx, by = x[row], y[row]
+        if np.all(bx == bx[0]) or np.all(by == by[0]):
+            continue
+        rhos.append(float(_rho_of_ranks(rankdata(bx), rankdata(by)[None, :])[0]))
+    if len(rhos) < 10:
+        return None, None
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(rhos, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+# -- correlating a leaderboard ------------------------------------------------------------------
+@dataclass
+class Point:
+    """One architecture in a correlation: its oriented score and its truth."""
+
+    unit: str
+    arch: str
+    init: str
+    score: float
+    oriented: float
+    truth: float
+    source: str
+    match: str
+    note: str = ""
+    params: float | None = None
+    gflops: float | None = None
+
+
+@dataclass
+class CorrelationRow:
+    """ρ, its interval and test, τ and the size baselines for one task, metric and init."""
+
+    task: str
+    metric: str
+    init: str
+    higher_is_better: bool
+    n: int
+    n_approximate: int
+    spearman: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    kendall: float | None
+    params_spearman: float | None
+    gflops_spearman: float | None
+    p_holm: float | None = None
+    points: list[Point] = field(default_factory=list)
+
+
+@dataclass
+class Correlation:
+    """Everything :func:`correlate` found."""
+
+    truth: str
+    truth_description: str
+    suite: str | None
+    rows: list[CorrelationRow]
+    unmatched: dict[str, str]
+
+    def row(self, task: str, metric: str, init: str | None = None) -> CorrelationRow | None:
+        for r in self.rows:
+            if (r.task, r.metric) == (task, metric) and (init is None or r.init == init):
+                return r
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": "archbench-correlation/1",
+            "truth": self.truth,
+            "truth_description": self.truth_description,
+            "suite": self.suite,
+            "rows": [asdict(r) for r in self.rows],
+            "unmatched": self.unmatched,
+        }
+
+
+def _baseline(points: list[Point], attr: str) -> float | None:
+    pairs = [(getattr(p, attr), p.truth) for p in points if getattr(p, attr) is not None]
+    if len(pairs) != len(points):
+        return None  # only where every architecture has the value: same set as the score's ρ
+    a = np.array(pairs, dtype=float)
+    return spearman(a[:, 0], a[:, 1])
+
+
+def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], seed: int) -> CorrelationRow:
+    x = np.array([p.oriented for p in points], dtype=float)
+    y = np.array([p.truth for p in points], dtype=float)
+    lo, hi = bootstrap_rho(x, y, seed=seed)
+    return CorrelationRow(
+        task=task,
+        metric=metric,
+        init=init,
+        higher_is_better=higher,
+        n=len(points),
+        n_approximate=sum(p.match == "approximate" for p in points),
+        spearman=spearman(x, y),
+        ci_low=lo,
+        ci_high=hi,
+        p_value=permutation_p(x, y, seed=seed),
+        kendall=kendall(x, y),
+        params_spearman=_baseline(points, "params"),
+        gflops_spearman=_baseline(points, "gflops"),
+        points=sorted(points, key=lambda p: -p.truth),
+    )
+
+
+def correlate(lb: Leaderboard, truth: GroundTruth, exact_only: bool = False, seed: int = 0) -> Correlation:
+    """Correlate every all-layer board of ``lb`` (and its overall rank) with ``truth``, per init.
+
+    Units whose arch has no truth value (or only an approximate one when ``exact_only``) are left
+    out and listed in :attr:`Correlation.unmatched` with the reason. Rows with fewer than three
+    architectures have no statistics (None).
+    """
+    lookups: dict[tuple[str, str], TruthValue | str] = {}
+    for (arch, init), unit in lb.units.items():
+        found = truth.lookup(arch, unit)
+        if isinstance(found, TruthValue) and exact_only and found.match != "exact":
+            found = f"only approximately {found.source} ({found.note}); dropped by exact_only"
+        lookups[(arch, init)] = found
+    unmatched = {unit: lookups[key] for key, unit in lb.units.items() if isinstance(lookups[key], str)}
+
+    def point(arch: str, init: str, unit: str, score: float, higher: bool) -> Point | None:
+        tv = lookups.get((arch, init))
+        if not isinstance(tv, TruthValue) or not math.isfinite(score):
+            return None
+        return Point(
+            unit=unit, arch=arch, init=init, score=score, oriented=score if higher else -score,
+            truth=tv.value, source=tv.source, match=tv.match, note=tv.note, params=tv.params, gflops=tv.gflops,
+        )
+
+    rows: list[CorrelationRow] = []
+    for b in lb.boards:
+        if b.layer != ALL_LAYERS:
+            continue
+        by_init: dict[str, list[Point]] = {}
+        for e in b.entries:
+            p = point(e.arch, e.init, e.unit, e.mean, b.higher_is_better)
+            if p is not None:
+                by_init.setdefault(e.init, []).append(p)
+        for init, points in sorted(by_init.items()):
+            rows.append(_row(b.task, b.metric, init, b.higher_is_better, points, seed))
+    by_init = {}
+    for o in lb.overall:
+        p = point(o.arch, o.init, o.unit, o.mean_rank, False)
+        if p is not None:
+            by_init.setdefault(o.init, []).append(p)
+    for init, points in sorted(by_init.items()):
+        rows.append(_row(*OVERALL, init, False, points, seed))
+    for r, p in zip(rows, stats.holm([r.p_value for r in rows]), strict=True):
+        r.p_holm = p
+    if not rows:
+        log.warning("no architecture in the leaderboard has a %s value", truth.name)
+    return Correlation(truth.name, truth.description, lb.suite, rows, unmatched)
+
+
+# -- output -----------------------------------------------------------------------------------
+def fnum(v: float | None, digits: int = 3) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def fpval(v: float | None) -> str:
+    if v is None:
+        return ""
+    return f"{v:.2g}" if v >= 1e-3 else f"{v:.1e}"
+
+
+CSV_COLUMNS = (
+    "task", "metric", "init", "n", "n_approximate", "spearman", "ci_low", "ci_high", "p_value", "p_holm",
+    "kendall", "params_spearman", "gflops_spearman",
+)
+
+
+def to_csv(c: Correlation) -> str:
+    """One line per (task, metric, init)."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in c.rows:
+        w.writerow(["" if (v := getattr(r, k)) is None else v for k in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def points_csv(c: Correlation) -> str:
+    """One line per (task, metric, init, architecture): the data behind every ρ."""
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["task", "metric", "init", "unit", "arch", "score", "truth", "source", "match", "params", "gflops"])
+    for r in c.rows:
+        for p in r.points:
+            w.writerow([r.task, r.metric, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match,
+                        "" if p.params is None else int(p.params), "" if p.gflops is None else p.gflops])
+    return buf.getvalue()
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(c: Correlation) -> str:
+    """A summary table and, per row, the architectures behind it."""
+    lines = [
+        f"# Does the score predict {c.truth}?",
+        "",
+        f"Ground truth: {c.truth_description}.",
+        "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
+        "95% bootstrap interval over architectures; two-sided permutation p, Holm-corrected over the rows; "
+        "Kendall's τ-b; ρ of the truth with the trained model's parameter count and GFLOPs over the same "
+        "architectures as baselines.",
+        "",
+        "| task | metric | init | n | ρ | 95% CI | p | p (Holm) | τ | ρ params | ρ GFLOPs |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in c.rows:
+        ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
+        n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
+        lines.append(
+            f"| {_md(r.task)} | {_md(r.metric)} | {_md(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
+            f"{fpval(r.p_holm)} | {fnum(r.kendall)} | {fnum(r.params_spearman)} | {fnum(r.gflops_spearman)} |"
+        )
+    if any(r.n_approximate for r in c.rows):
+        lines += ["", "≈: architectures matched only approximately (see the tables below)."]
+    if any(r.n < 3 for r in c.rows):
+        lines += ["", "Rows with fewer than 3 architectures have no statistics."]
+    for r in c.rows:
+        lines += [
+            "",
+            f"## {_md(r.task)} / {_md(r.metric)} ({_md(r.init)})",
+            "",
+            f"| architecture | truth | score ({'higher' if r.higher_is_better else 'lower'} is better) | trained model | match |",
+            "|---|---:|---:|---|---|",
+        ]
+        for p in r.points:
+            match = p.match + (f" ({_md(p.note)})" if p.note else "")
+            lines.append(f"| {_md(p.unit)} | {p.truth:g} | {p.score:.4g} | {_md(p.source)} | {match} |")
+    if c.unmatched:
+        lines += ["", "## Left out", "", "| architecture | why |", "|---|---|"]
+        lines += [f"| {_md(u)} | {_md(why)} |" for u, why in sorted(c.unmatched.items())]
+    return "\n".join(lines) + "\n"
+
+
+CORRELATION_FORMATS = ("md", "csv", "points", "json")
+
+
+def render_correlation(c: Correlation, fmt: str) -> str:
+    """``md``, ``csv`` (one row per task/metric/init), ``points`` (the data) or ``json``."""
+    import json
+
+    if fmt == "md":
+        return to_markdown(c)
+    if fmt == "csv":
+        return to_csv(c)
+    if fmt == "points":
+        return points_csv(c)
+    if fmt == "json":
+        return json.dumps(c.to_json(), indent=2, allow_nan=False, default=str) + "\n"
+    raise ConfigError(f"unknown format {fmt!r}; valid: {', '.join(CORRELATION_FORMATS)}")
