@@ -302,3 +302,23 @@ def test_correlate_command_errors(zoo_store, tmp_path, capsys):
         assert code == 2 and message in err, (args, err)
     code, _, err = _main(capsys, "correlate", "--store", str(tmp_path / "none.db"))
     assert code == 2 and "does not exist" in err
+
+
+def test_report_with_truth_adds_the_section(zoo_store, tmp_path, capsys):
+    page = tmp_path / "r.html"
+    code, _, _ = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet", "-f", "html", "-o", str(page))
+    assert code == 0
+    html = page.read_text()
+    assert "Does the score predict imagenet?" in html and 'id="correlation"' in html
+    assert html.count("ImageNet-1k top-1 (%)") >= 3  # one scatter plot per row (ssim, psnr, overall)
+    assert "tv:squeezenet1_1" in html and "champandard2016 (no published accuracy" in html
+    code, stdout, _ = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet", "-f", "json")
+    data = json.loads(stdout)
+    assert data["format"] == "archbench-leaderboard/1" and data["correlation"]["truth"] == "imagenet"
+    code, stdout, _ = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet")
+    assert code == 0 and "\n## Does the score predict imagenet?" in stdout and "\n### reconstruct / ssim (kaiming)" in stdout
+    code, _, err = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet", "-f", "csv")
+    assert code == 2 and "archbench correlate --format csv" in err
+    # without --truth the report has no such section
+    code, stdout, _ = _main(capsys, "report", "--store", str(zoo_store))
+    assert code == 0 and "Does the score predict" not in stdout

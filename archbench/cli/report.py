@@ -18,6 +18,10 @@ def report(
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, md, html or json.")] = "md",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output file (default: print to the terminal; html needs a file).")] = None,
     reference: Annotated[str | None, typer.Option(help="Reference architecture (SPEC or SPEC@INIT; default: the suite's).")] = None,
+    truth: Annotated[
+        str | None,
+        typer.Option(help="Add how well the scores predict this ground truth (imagenet, imagenet-best or FILE.csv; see `archbench correlate`); md, html and json."),
+    ] = None,
 ) -> None:
     """Ranked leaderboard per task and metric with bootstrap CIs, Wilcoxon tests and overall rank."""
     from archbench.errors import ConfigError
@@ -26,6 +30,13 @@ def report(
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if truth is not None and fmt == "csv":
+        raise ConfigError("--truth adds a section to md, html and json reports; for CSV use `archbench correlate --format csv`")
+    ground_truth = None
+    if truth is not None:
+        from archbench.report.correlate import load_truth
+
+        ground_truth = load_truth(truth)
     if not Path(store).exists():
         raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
     with ResultStore(store) as db:
@@ -35,7 +46,12 @@ def report(
         lb = leaderboard_from_store(db, suite=suite, reference=reference)
         if not lb.boards and not lb.jobs:
             raise ConfigError(f"no results in {store}")
-        text = render(lb, fmt, db)
+        correlation = None
+        if ground_truth is not None:
+            from archbench.report.correlate import correlate
+
+            correlation = correlate(lb, ground_truth)
+        text = render(lb, fmt, db, correlation=correlation)
     if out is None:
         if fmt == "html":
             raise ConfigError("--format html needs --out FILE.html")

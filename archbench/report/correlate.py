@@ -153,6 +153,8 @@ class GroundTruth:
 
     name: str = ""
     description: str = ""
+    #: axis label of the values
+    label: str = "value"
 
     def lookup(self, arch: str, unit: str | None = None) -> TruthValue | str:
         """The value for ``arch`` (spec as stored; ``unit`` its leaderboard name), or the reason
@@ -185,6 +187,7 @@ class ImagenetTruth(GroundTruth):
         self.which = which
         self.name = "imagenet" if which == "v1" else "imagenet-best"
         self.description = TRUTHS[self.name]
+        self.label = "ImageNet-1k top-1 (%)" + (" (best recipe)" if which == "best" else "")
 
     def lookup(self, arch: str, unit: str | None = None) -> TruthValue | str:
         cp = trained_counterpart(arch)
@@ -214,6 +217,7 @@ class CsvTruth(GroundTruth):
         path = Path(path)
         self.name = path.name
         self.description = f"values from {path}"
+        self.label = f"value in {path.name}"
         if not path.is_file():
             raise ConfigError(f"ground-truth file {str(path)!r} does not exist; built-in truths: {', '.join(TRUTHS)}")
         try:
@@ -388,6 +392,7 @@ class Correlation:
     suite: str | None
     rows: list[CorrelationRow]
     unmatched: dict[str, str]
+    truth_label: str = "value"
 
     def row(self, task: str, metric: str, init: str | None = None) -> CorrelationRow | None:
         for r in self.rows:
@@ -400,6 +405,7 @@ class Correlation:
             "format": "archbench-correlation/1",
             "truth": self.truth,
             "truth_description": self.truth_description,
+            "truth_label": self.truth_label,
             "suite": self.suite,
             "rows": [asdict(r) for r in self.rows],
             "unmatched": self.unmatched,
@@ -482,7 +488,7 @@ def correlate(lb: Leaderboard, truth: GroundTruth, exact_only: bool = False, see
         r.p_holm = p
     if not rows:
         log.warning("no architecture in the leaderboard has a %s value", truth.name)
-    return Correlation(truth.name, truth.description, lb.suite, rows, unmatched)
+    return Correlation(truth.name, truth.description, lb.suite, rows, unmatched, truth_label=truth.label)
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -532,10 +538,11 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(c: Correlation) -> str:
-    """A summary table and, per row, the architectures behind it."""
+def to_markdown(c: Correlation, level: int = 1) -> str:
+    """A summary table and, per row, the architectures behind it; ``level``: the heading depth."""
+    h1, h2 = "#" * level, "#" * (level + 1)
     lines = [
-        f"# Does the score predict {c.truth}?",
+        f"{h1} Does the score predict {c.truth}?",
         "",
         f"Ground truth: {c.truth_description}.",
         "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
@@ -560,7 +567,7 @@ def to_markdown(c: Correlation) -> str:
     for r in c.rows:
         lines += [
             "",
-            f"## {_md(r.task)} / {_md(r.metric)} ({_md(r.init)})",
+            f"{h2} {_md(r.task)} / {_md(r.metric)} ({_md(r.init)})",
             "",
             f"| architecture | truth | score ({'higher' if r.higher_is_better else 'lower'} is better) | trained model | match |",
             "|---|---:|---:|---|---|",
@@ -569,7 +576,7 @@ def to_markdown(c: Correlation) -> str:
             match = p.match + (f" ({_md(p.note)})" if p.note else "")
             lines.append(f"| {_md(p.unit)} | {p.truth:g} | {p.score:.4g} | {_md(p.source)} | {match} |")
     if c.unmatched:
-        lines += ["", "## Left out", "", "| architecture | why |", "|---|---|"]
+        lines += ["", f"{h2} Left out", "", "| architecture | why |", "|---|---|"]
         lines += [f"| {_md(u)} | {_md(why)} |" for u, why in sorted(c.unmatched.items())]
     return "\n".join(lines) + "\n"
 

@@ -143,18 +143,30 @@ def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
     return "\n".join(out)
 
 
-def render(lb: Leaderboard, fmt_name: str, store=None) -> str:
-    """The leaderboard in ``fmt_name`` (csv, md, html, json)."""
+def render(lb: Leaderboard, fmt_name: str, store=None, correlation=None) -> str:
+    """The leaderboard in ``fmt_name`` (csv, md, html, json); ``correlation``
+    (:class:`archbench.report.correlate.Correlation`) adds its section to md, html and json."""
     from archbench.errors import ConfigError
 
+    if correlation is not None and fmt_name == "csv":
+        raise ConfigError("a correlation does not fit the leaderboard CSV; use `archbench correlate --format csv`")
     if fmt_name == "csv":
         return to_csv(lb)
     if fmt_name == "md":
-        return to_markdown(lb)
+        text = to_markdown(lb)
+        if correlation is not None:
+            from archbench.report.correlate import to_markdown as correlation_md
+
+            text = text.rstrip("\n") + "\n\n" + correlation_md(correlation, level=2)
+        return text
     if fmt_name == "json":
-        return to_json(lb)
+        if correlation is None:
+            return to_json(lb)
+        data = json.loads(to_json(lb))
+        data["correlation"] = correlation.to_json()
+        return json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
     if fmt_name == "html":
         from archbench.report.html import to_html
 
-        return to_html(lb, store)
+        return to_html(lb, store, correlation=correlation)
     raise ConfigError(f"unknown report format {fmt_name!r}; valid: {', '.join(FORMATS)}")

@@ -213,6 +213,46 @@ def line_chart_svg(series: list[tuple[str, list[float]]], title: str, colors: li
     return "".join(parts)
 
 
+def scatter_svg(points: list[tuple[str, float, float]], title: str, x_label: str, y_label: str) -> str:
+    """Scatter plot of ``(label, x, y)`` points with their labels, linear axes."""
+    pts = [(n, x, y) for n, x, y in points if math.isfinite(x) and math.isfinite(y)]
+    if not pts:
+        return ""
+    width, height, left, top, bottom, right = 420, 300, 58, 24, 40, 16
+    pw, ph = width - left - right, height - top - bottom
+    xs, ys = [x for _, x, _ in pts], [y for _, _, y in pts]
+    x0, x1 = min(xs), max(xs)
+    y0, y1 = min(ys), max(ys)
+    xpad, ypad = (x1 - x0) * 0.06 or abs(x1) * 0.05 or 1.0, (y1 - y0) * 0.06 or abs(y1) * 0.05 or 1.0
+    x0, x1, y0, y1 = x0 - xpad, x1 + xpad, y0 - ypad, y1 + ypad
+
+    def px(v: float) -> float:
+        return left + pw * (v - x0) / (x1 - x0)
+
+    def py(v: float) -> float:
+        return top + ph * (1 - (v - y0) / (y1 - y0))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">',
+             f'<text x="{left}" y="14" font-size="12">{esc(title)}</text>',
+             f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#999"/>',
+             f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#999"/>',
+             f'<text x="{left + pw / 2}" y="{height - 6}" font-size="10" text-anchor="middle">{esc(x_label)}</text>',
+             f'<text x="12" y="{top + ph / 2}" font-size="10" text-anchor="middle" '
+             f'transform="rotate(-90 12 {top + ph / 2})">{esc(y_label)}</text>']
+    for t in _ticks(x0, x1, 4):
+        parts.append(f'<text x="{px(t):.1f}" y="{top + ph + 12}" font-size="9" text-anchor="middle">{esc(fmt(t, 3))}</text>')
+    for t in _ticks(y0, y1, 4):
+        parts.append(f'<text x="{left - 4}" y="{py(t) + 3:.1f}" font-size="9" text-anchor="end">{esc(fmt(t, 3))}</text>')
+    for name, x, y in pts:
+        right_half = px(x) > left + pw * 0.6  # label to the left of the point so that it stays inside
+        tx, anchor = (px(x) - 4, "end") if right_half else (px(x) + 4, "start")
+        parts.append(f'<g><title>{esc(name)}: {esc(fmt(x))}, {esc(fmt(y))}</title>'
+                     f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3" fill="{PALETTE[0]}"/>'
+                     f'<text x="{tx:.1f}" y="{py(y) - 3:.1f}" font-size="8" fill="#555" text-anchor="{anchor}">{esc(name)}</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 # ---------------------------------------------------------------------------------------------
 # sections
 
@@ -348,8 +388,47 @@ def _box(lb: Leaderboard, task: str, metric: str, colors: dict[str, str]) -> str
     return box_plot_svg(groups, colors, f"{task} · {metric}: spread over seeds (one point per seed: mean over images)")
 
 
-def to_html(lb: Leaderboard, store=None, max_images: int = 6) -> str:
-    """The self-contained HTML report (see the module docstring)."""
+def _correlation_section(c) -> str:
+    """Correlations with a ground truth (:mod:`archbench.report.correlate`): table and scatter plots."""
+    from archbench.report.correlate import fnum, fpval
+
+    h = [f"<h2 id=\"truth\">Does the score predict {esc(c.truth)}?</h2>",
+         f'<p class="note">Ground truth: {esc(c.truth_description)}. ρ: Spearman over architectures between the '
+         "mean score (oriented so that higher is better) and the truth; CI: 95% bootstrap over architectures; "
+         "p: two-sided permutation test, Holm-corrected over the rows; τ: Kendall's τ-b; ρ params / ρ GFLOPs: "
+         "the truth against the trained model's size over the same architectures (baselines to beat).</p>",
+         '<table class="sortable" id="correlation"><thead><tr><th>task</th><th>metric</th><th>init</th><th>n</th>'
+         "<th>ρ</th><th>95% CI</th><th>p (Holm)</th><th>τ</th><th>ρ params</th><th>ρ GFLOPs</th></tr></thead><tbody>"]
+    for r in c.rows:
+        ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
+        n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
+        h.append(f"<tr><td>{esc(r.task)}</td><td>{esc(r.metric)}</td><td>{esc(r.init)}</td><td data-v=\"{r.n}\">{esc(n)}</td>"
+                 f"<td data-v=\"{_num(r.spearman)}\">{esc(fnum(r.spearman))}</td><td>{esc(ci)}</td>"
+                 f"<td data-v=\"{_num(r.p_holm)}\">{esc(fpval(r.p_holm))}</td><td data-v=\"{_num(r.kendall)}\">{esc(fnum(r.kendall))}</td>"
+                 f"<td data-v=\"{_num(r.params_spearman)}\">{esc(fnum(r.params_spearman))}</td>"
+                 f"<td data-v=\"{_num(r.gflops_spearman)}\">{esc(fnum(r.gflops_spearman))}</td></tr>")
+    h.append("</tbody></table>")
+    plots = []
+    for r in c.rows:
+        direction = "higher" if r.higher_is_better else "lower"
+        svg = scatter_svg([(p.unit, p.truth, p.score) for p in r.points],
+                          f"{r.task} / {r.metric} ({r.init}): ρ = {fnum(r.spearman)}", c.truth_label,
+                          f"{r.metric} ({direction} is better)")
+        if svg:
+            plots.append(f'<div class="plot">{svg}</div>')
+    if plots:
+        h.append("<details open><summary>score against truth, one point per architecture</summary>")
+        h.extend(plots)
+        h.append("</details>")
+    if c.unmatched:
+        h.append(f"<p class=\"note\">Left out (no {esc(c.truth)} value): "
+                 + esc("; ".join(f"{u} ({why})" for u, why in sorted(c.unmatched.items()))) + "</p>")
+    return "\n".join(h)
+
+
+def to_html(lb: Leaderboard, store=None, max_images: int = 6, correlation=None) -> str:
+    """The self-contained HTML report (see the module docstring); with ``correlation``
+    (:class:`archbench.report.correlate.Correlation`) also a section on predicting the ground truth."""
     units = sorted(set(lb.units.values()))
     colors = {u: PALETTE[i % len(PALETTE)] for i, u in enumerate(units)}
     tasks = sorted({b.task for b in lb.boards} | {r.task for r in lb.observations})
@@ -376,6 +455,8 @@ def to_html(lb: Leaderboard, store=None, max_images: int = 6) -> str:
             h.append(f'<tr{cls}><td data-v="{_num(o.rank)}">{esc(fmt(o.rank, 3))}</td><td class="name">{esc(o.unit)}</td>'
                      f'<td data-v="{_num(o.mean_rank)}">{esc(fmt(o.mean_rank, 3))}</td><td data-v="{o.boards}">{o.boards}</td></tr>')
         h.append("</tbody></table>")
+    if correlation is not None:
+        h.append(_correlation_section(correlation))
     for ti, task in enumerate(tasks):
         h.append(f'<h2 id="task-{ti}">Task: {esc(task)}</h2>')
         boards = [b for b in lb.boards if b.task == task]
