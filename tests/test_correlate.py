@@ -322,3 +322,20 @@ def test_report_with_truth_adds_the_section(zoo_store, tmp_path, capsys):
     # without --truth the report has no such section
     code, stdout, _ = _main(capsys, "report", "--store", str(zoo_store))
     assert code == 0 and "Does the score predict" not in stdout
+
+
+def test_accuracy_suites_match_every_architecture_exactly():
+    from archbench.sweep.suite import load_suite
+    from tests.conftest import ROOT
+
+    gpu = load_suite("accuracy")
+    cpu = load_suite(ROOT / "benchmarks" / "suites" / "accuracy_cpu.toml")
+    specs = [a.spec for a in gpu.archs]
+    assert specs == [a.spec for a in cpu.archs] and len(specs) == 26
+    truth = ImagenetTruth()
+    values = {}
+    for spec in specs:
+        found = truth.lookup(spec)
+        assert isinstance(found, TruthValue) and found.match == "exact", (spec, found)
+        values[spec] = found.value
+    assert min(values.values()) == pytest.approx(56.522) and max(values.values()) == pytest.approx(84.228)

@@ -64,7 +64,7 @@ def run_suite_with_progress(suite_ref: str, store, *, executor: str = "local", d
 
 @app.command()
 def sweep(
-    suite: Annotated[str | None, typer.Argument(help="Suite file (.toml) or built-in suite name (ci, paper, zoo).")] = None,
+    suite: Annotated[str | None, typer.Argument(help="Suite file (.toml) or built-in suite name (`archbench sweep --list`).")] = None,
     store: StoreOpt = DEFAULT_STORE,
     executor: Annotated[str, typer.Option(help="How jobs run: local (in this process) or ray (Ray tasks; pip install 'archbench[ray]').")] = "local",
     address: Annotated[str | None, typer.Option(help="ray: cluster address (auto, HOST:PORT, ray://HOST:PORT); default: start a local Ray instance.")] = None,
