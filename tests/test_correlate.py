@@ -190,7 +190,7 @@ def test_correlate_orients_scores_and_lists_what_it_leaves_out(tmp_path):
 
     assert [r.p_holm for r in c.rows] == pytest.approx(holm([r.p_value for r in c.rows]))
     md = render_correlation(c, "md")
-    assert "| reconstruct | ssim | kaiming | 5 |" in md and "stranger" in md
+    assert "| reconstruct | ssim | all | kaiming | 5 |" in md and "stranger" in md
     data = json.loads(render_correlation(c, "json"))
     assert data["format"] == "archbench-correlation/1" and len(data["rows"]) == 3
 
@@ -216,6 +216,43 @@ def test_correlate_per_init_and_exact_only():
     row = exact.row("reconstruct", "ssim", "kaiming")
     assert row.n == 3 and row.n_approximate == 0
     assert "dropped by exact_only" in exact.unmatched["vgg11 @ kaiming"]
+
+
+def test_level_scores_each_architecture_at_equal_depth():
+    # per-layer results; the level of each layer comes from the architecture's taps
+    rows = []
+    layer_values = {
+        "vgg11": {"pool1": 0.9, "pool2": 0.3, "pool3": 0.1},  # pool2: level 2
+        "resnet18": {"stem": 1.0, "layer1": 0.2, "layer2": 0.05},  # layer1: level 2 (after the max pool)
+        "alexnet": {"conv1": 0.4, "pool1": 0.25, "pool2": 0.02},  # conv1: level 2 (stride 4)
+        "tv:mobilenet_v2": {"features.1": 0.3, "features.3": 0.1},  # features.3: level 2
+    }
+    for arch, values in layer_values.items():
+        for layer, v in values.items():
+            rows.append(obs(arch, 0, "x", v, layer=layer))
+    lb = build_leaderboard(rows)
+    c = correlate(lb, ImagenetTruth(), level=2)
+    row = c.row("reconstruct", "ssim")
+    assert row.layer == "level 2" and row.n == 4
+    picked = {p.arch: p.score for p in row.points}
+    assert picked == {"vgg11": 0.3, "resnet18": 0.2, "alexnet": 0.4, "tv:mobilenet_v2": 0.1}
+    assert {p.arch: p.note for p in row.points}["resnet18"] == "layer layer1"
+    truth = [69.02, 69.758, 56.522, 71.878]
+    assert row.spearman == pytest.approx(spearmanr([0.3, 0.2, 0.4, 0.1], truth).statistic)
+    # the width baseline: channels of the taps scored (pool2 128, layer1 64, conv1 64, features.3 24)
+    assert row.channels_spearman == pytest.approx(spearmanr([128, 64, 64, 24], truth).statistic)
+    # the all-layer row of the same data differs: mean over each architecture's own layers
+    assert correlate(lb, ImagenetTruth()).row("reconstruct", "ssim").layer == "all"
+    # texture layer sets count at the level of their last tap
+    sets = [obs("vgg11", 0, "x", 0.5, metric="gram", task="texture", layer="conv1_1"),
+            obs("vgg11", 0, "x", 0.4, metric="gram", task="texture", layer="conv1_1..conv2_1"),
+            obs("vgg11", 0, "x", 0.3, metric="gram", task="texture", layer="conv1_1..conv3_1"),
+            obs("resnet18", 0, "x", 0.6, metric="gram", task="texture", layer="stem"),
+            obs("resnet18", 0, "x", 0.2, metric="gram", task="texture", layer="stem..layer1")]
+    row = correlate(build_leaderboard(sets), ImagenetTruth(), level=2).row("texture", "gram")
+    assert {p.arch: p.score for p in row.points} == {"vgg11": 0.3, "resnet18": 0.2}
+    # a level no architecture reaches gives no task row (only the overall rank)
+    assert [r.task for r in correlate(lb, ImagenetTruth(), level=9).rows] == ["overall"]
 
 
 def test_rows_with_too_few_architectures_have_no_statistics():
@@ -282,7 +319,7 @@ def test_correlate_command_on_a_real_sweep(zoo_store, tmp_path, capsys):
     assert res.returncode == 0 and "rho" in res.stdout and "champandard2016" in res.stdout, res.stderr
     out = tmp_path / "c.md"
     code, _, _ = _main(capsys, "correlate", "--store", str(zoo_store), "--exact-only", "-o", str(out))
-    assert code == 0 and "| reconstruct | ssim | kaiming | 3 |" in out.read_text()
+    assert code == 0 and "| reconstruct | ssim | all | kaiming | 3 |" in out.read_text()
 
 
 def test_correlate_command_errors(zoo_store, tmp_path, capsys):
@@ -317,6 +354,10 @@ def test_report_with_truth_adds_the_section(zoo_store, tmp_path, capsys):
     assert data["format"] == "archbench-leaderboard/1" and data["correlation"]["truth"] == "imagenet"
     code, stdout, _ = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet")
     assert code == 0 and "\n## Does the score predict imagenet?" in stdout and "\n### reconstruct / ssim (kaiming)" in stdout
+    code, stdout, _ = _main(capsys, "correlate", "--store", str(zoo_store), "--level", "3", "-f", "csv")
+    assert code == 0 and ",level 3,kaiming,4," in stdout
+    code, stdout, _ = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet", "--truth-level", "2")
+    assert code == 0 and "### reconstruct / ssim at level 2 (kaiming)" in stdout
     code, _, err = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet", "-f", "csv")
     assert code == 2 and "archbench correlate --format csv" in err
     # without --truth the report has no such section

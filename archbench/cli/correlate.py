@@ -23,6 +23,10 @@ def correlate(
     exact_only: Annotated[
         bool, typer.Option("--exact-only", help="Leave out architectures matched only approximately (VGG with average pooling).")
     ] = False,
+    level: Annotated[
+        int | None,
+        typer.Option(help="Score each architecture at its first tap of this stride level (1/2**LEVEL of the input) instead of the mean over layers."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="md, csv (one row per task/metric), points (the data) or json.")] = "md",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the report here (default: a table in the terminal).")] = None,
 ) -> None:
@@ -50,7 +54,7 @@ def correlate(
         lb = leaderboard_from_store(db, suite=suite)
     if not lb.boards:
         raise ConfigError(f"no results in {store}" + (f" for suite {suite!r}" if suite else ""))
-    result = run_correlate(lb, gt, exact_only=exact_only)
+    result = run_correlate(lb, gt, exact_only=exact_only, level=level)
     if not result.rows:
         raise ConfigError(
             f"no architecture in {store} has a {gt.name} value; left out: "
@@ -71,13 +75,13 @@ def _print_table(result) -> None:
     from archbench.report.correlate import fnum, fpval
 
     table = Table(title=f"scores vs {result.truth} (Spearman over architectures; higher score = better)")
-    for col in ("task", "metric", "init", "n", "rho", "95% CI", "p", "p Holm", "tau", "rho params", "rho GFLOPs"):
-        table.add_column(col, justify="right" if col not in ("task", "metric", "init") else "left")
+    for col in ("task", "metric", "layer", "init", "n", "rho", "95% CI", "p", "p Holm", "tau", "rho params", "rho GFLOPs", "rho width"):
+        table.add_column(col, justify="right" if col not in ("task", "metric", "layer", "init") else "left")
     for r in result.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}~)" if r.n_approximate else "")
-        table.add_row(r.task, r.metric, r.init, n, fnum(r.spearman), ci, fpval(r.p_value), fpval(r.p_holm), fnum(r.kendall),
-                      fnum(r.params_spearman), fnum(r.gflops_spearman))
+        table.add_row(r.task, r.metric, r.layer, r.init, n, fnum(r.spearman), ci, fpval(r.p_value), fpval(r.p_holm), fnum(r.kendall),
+                      fnum(r.params_spearman), fnum(r.gflops_spearman), fnum(r.channels_spearman))
     console.print(table)
     if any(r.n_approximate for r in result.rows):
         console.print("~: matched only approximately (VGG with average pooling); --exact-only drops them", highlight=False)

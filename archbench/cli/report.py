@@ -22,6 +22,9 @@ def report(
         str | None,
         typer.Option(help="Add how well the scores predict this ground truth (imagenet, imagenet-best or FILE.csv; see `archbench correlate`); md, html and json."),
     ] = None,
+    truth_level: Annotated[
+        int | None, typer.Option(help="With --truth: score architectures at this stride level (see `archbench correlate --level`).")
+    ] = None,
 ) -> None:
     """Ranked leaderboard per task and metric with bootstrap CIs, Wilcoxon tests and overall rank."""
     from archbench.errors import ConfigError
@@ -50,7 +53,7 @@ def report(
         if ground_truth is not None:
             from archbench.report.correlate import correlate
 
-            correlation = correlate(lb, ground_truth)
+            correlation = correlate(lb, ground_truth, level=truth_level)
         text = render(lb, fmt, db, correlation=correlation)
     if out is None:
         if fmt == "html":

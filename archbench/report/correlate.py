@@ -360,6 +360,7 @@ class Point:
     note: str = ""
     params: float | None = None
     gflops: float | None = None
+    channels: int | None = None
 
 
 @dataclass
@@ -372,6 +373,7 @@ class CorrelationRow:
     higher_is_better: bool
     n: int
     n_approximate: int
+    layer: str
     spearman: float | None
     ci_low: float | None
     ci_high: float | None
@@ -380,6 +382,7 @@ class CorrelationRow:
     params_spearman: float | None
     gflops_spearman: float | None
     p_holm: float | None = None
+    channels_spearman: float | None = None
     points: list[Point] = field(default_factory=list)
 
 
@@ -395,6 +398,7 @@ class Correlation:
     truth_label: str = "value"
 
     def row(self, task: str, metric: str, init: str | None = None) -> CorrelationRow | None:
+        """The first row of ``task`` and ``metric`` (of ``init`` when given)."""
         for r in self.rows:
             if (r.task, r.metric) == (task, metric) and (init is None or r.init == init):
                 return r
@@ -420,7 +424,7 @@ def _baseline(points: list[Point], attr: str) -> float | None:
     return spearman(a[:, 0], a[:, 1])
 
 
-def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], seed: int) -> CorrelationRow:
+def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], seed: int, layer: str) -> CorrelationRow:
     x = np.array([p.oriented for p in points], dtype=float)
     y = np.array([p.truth for p in points], dtype=float)
     lo, hi = bootstrap_rho(x, y, seed=seed)
@@ -431,6 +435,7 @@ def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], s
         higher_is_better=higher,
         n=len(points),
         n_approximate=sum(p.match == "approximate" for p in points),
+        layer=layer,
         spearman=spearman(x, y),
         ci_low=lo,
         ci_high=hi,
@@ -438,12 +443,62 @@ def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], s
         kendall=kendall(x, y),
         params_spearman=_baseline(points, "params"),
         gflops_spearman=_baseline(points, "gflops"),
+        channels_spearman=_baseline(points, "channels"),
         points=sorted(points, key=lambda p: -p.truth),
     )
 
 
-def correlate(lb: Leaderboard, truth: GroundTruth, exact_only: bool = False, seed: int = 0) -> Correlation:
+def tap_levels(spec: str) -> dict[str, tuple[int, int]]:
+    """``{tap name: (stride level, channels)}`` of an architecture in tap order (built without
+    initialising weights; empty when it cannot be built here)."""
+    from archbench.architectures.registry import build_arch
+
+    try:
+        net = build_arch(spec)
+    except Exception as exc:  # noqa: BLE001 - an arch of another machine's plugin: no levels here
+        log.warning("cannot build %s to read its tap levels: %s", spec, exc)
+        return {}
+    return {t.name: (t.level, t.channels) for t in net.taps}
+
+
+def _level_scores(
+    lb: Leaderboard, level: int
+) -> dict[tuple[str, str], list[tuple[str, str, str, str, float, int]]]:
+    """Per (task, metric): ``(unit, arch, init, layer, mean, channels)`` of each unit at its first tap of
+    stride ``level`` (tap order) among the layers it has results for; a layer set ``a..b`` (the
+    texture task's cumulative sets) counts at the level of its last tap ``b``."""
+    levels: dict[str, dict[str, tuple[int, int]]] = {}
+    per: dict[tuple[str, str], dict[str, tuple[str, str, str, dict[str, float]]]] = {}
+    for b in lb.boards:
+        if b.layer == ALL_LAYERS:
+            continue
+        for e in b.entries:
+            slot = per.setdefault((b.task, b.metric), {}).setdefault(e.unit, (e.unit, e.arch, e.init, {}))
+            slot[3][b.layer] = e.mean
+    out: dict[tuple[str, str], list[tuple[str, str, str, str, float, int]]] = {}
+    for key, units in per.items():
+        for unit, arch, init, layers in units.values():
+            if arch not in levels:
+                levels[arch] = tap_levels(arch)
+            # a label is a tap or a layer set "first..last" (texture); its depth is its last tap's
+            by_last = {label.split("..")[-1]: label for label in layers}
+            at_level = [name for name, (lv, _) in levels[arch].items() if lv == level and name in by_last]
+            if at_level:
+                label = by_last[at_level[0]]
+                channels = levels[arch][at_level[0]][1]
+                out.setdefault(key, []).append((unit, arch, init, label, layers[label], channels))
+    return out
+
+
+def correlate(
+    lb: Leaderboard, truth: GroundTruth, exact_only: bool = False, seed: int = 0, level: int | None = None
+) -> Correlation:
     """Correlate every all-layer board of ``lb`` (and its overall rank) with ``truth``, per init.
+
+    With ``level``, a unit's score in a task is instead its mean at its first tap of that stride
+    level (1/2**level of the input; :func:`tap_levels`), so that architectures are compared at
+    equal depth; for layer sets ``a..b`` (texture) the set whose last tap is that tap. Units
+    without such a layer are left out of that row.
 
     Units whose arch has no truth value (or only an approximate one when ``exact_only``) are left
     out and listed in :attr:`Correlation.unmatched` with the reason. Rows with fewer than three
@@ -457,33 +512,47 @@ def correlate(lb: Leaderboard, truth: GroundTruth, exact_only: bool = False, see
         lookups[(arch, init)] = found
     unmatched = {unit: lookups[key] for key, unit in lb.units.items() if isinstance(lookups[key], str)}
 
-    def point(arch: str, init: str, unit: str, score: float, higher: bool) -> Point | None:
+    def point(arch: str, init: str, unit: str, score: float, higher: bool, layer: str = "") -> Point | None:
         tv = lookups.get((arch, init))
         if not isinstance(tv, TruthValue) or not math.isfinite(score):
             return None
+        note = "; ".join(x for x in (tv.note, f"layer {layer}" if layer else "") if x)
         return Point(
             unit=unit, arch=arch, init=init, score=score, oriented=score if higher else -score,
-            truth=tv.value, source=tv.source, match=tv.match, note=tv.note, params=tv.params, gflops=tv.gflops,
+            truth=tv.value, source=tv.source, match=tv.match, note=note, params=tv.params, gflops=tv.gflops,
         )
 
     rows: list[CorrelationRow] = []
-    for b in lb.boards:
-        if b.layer != ALL_LAYERS:
-            continue
-        by_init: dict[str, list[Point]] = {}
-        for e in b.entries:
-            p = point(e.arch, e.init, e.unit, e.mean, b.higher_is_better)
-            if p is not None:
-                by_init.setdefault(e.init, []).append(p)
-        for init, points in sorted(by_init.items()):
-            rows.append(_row(b.task, b.metric, init, b.higher_is_better, points, seed))
+    if level is None:
+        for b in lb.boards:
+            if b.layer != ALL_LAYERS:
+                continue
+            by_init: dict[str, list[Point]] = {}
+            for e in b.entries:
+                p = point(e.arch, e.init, e.unit, e.mean, b.higher_is_better)
+                if p is not None:
+                    by_init.setdefault(e.init, []).append(p)
+            for init, points in sorted(by_init.items()):
+                rows.append(_row(b.task, b.metric, init, b.higher_is_better, points, seed, ALL_LAYERS))
+    else:
+        directions = {(b.task, b.metric): b.higher_is_better for b in lb.boards}
+        for (task, metric), entries in sorted(_level_scores(lb, level).items()):
+            higher = directions[(task, metric)]
+            by_init = {}
+            for unit, arch, init, layer, mean, channels in entries:
+                p = point(arch, init, unit, mean, higher, layer)
+                if p is not None:
+                    p.channels = channels
+                    by_init.setdefault(init, []).append(p)
+            for init, points in sorted(by_init.items()):
+                rows.append(_row(task, metric, init, higher, points, seed, f"level {level}"))
     by_init = {}
     for o in lb.overall:
         p = point(o.arch, o.init, o.unit, o.mean_rank, False)
         if p is not None:
             by_init.setdefault(o.init, []).append(p)
     for init, points in sorted(by_init.items()):
-        rows.append(_row(*OVERALL, init, False, points, seed))
+        rows.append(_row(*OVERALL, init, False, points, seed, ALL_LAYERS))
     for r, p in zip(rows, stats.holm([r.p_value for r in rows]), strict=True):
         r.p_holm = p
     if not rows:
@@ -503,8 +572,8 @@ def fpval(v: float | None) -> str:
 
 
 CSV_COLUMNS = (
-    "task", "metric", "init", "n", "n_approximate", "spearman", "ci_low", "ci_high", "p_value", "p_holm",
-    "kendall", "params_spearman", "gflops_spearman",
+    "task", "metric", "layer", "init", "n", "n_approximate", "spearman", "ci_low", "ci_high", "p_value", "p_holm",
+    "kendall", "params_spearman", "gflops_spearman", "channels_spearman",
 )
 
 
@@ -526,11 +595,13 @@ def points_csv(c: Correlation) -> str:
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "metric", "init", "unit", "arch", "score", "truth", "source", "match", "params", "gflops"])
+    w.writerow(["task", "metric", "layer", "init", "unit", "arch", "score", "truth", "source", "match", "note", "params",
+                "gflops", "channels"])
     for r in c.rows:
         for p in r.points:
-            w.writerow([r.task, r.metric, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match,
-                        "" if p.params is None else int(p.params), "" if p.gflops is None else p.gflops])
+            w.writerow([r.task, r.metric, r.layer, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match, p.note,
+                        "" if p.params is None else int(p.params), "" if p.gflops is None else p.gflops,
+                        "" if p.channels is None else p.channels])
     return buf.getvalue()
 
 
@@ -548,17 +619,18 @@ def to_markdown(c: Correlation, level: int = 1) -> str:
         "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
         "95% bootstrap interval over architectures; two-sided permutation p, Holm-corrected over the rows; "
         "Kendall's τ-b; ρ of the truth with the trained model's parameter count and GFLOPs over the same "
-        "architectures as baselines.",
+        "architectures as baselines (and, with a stride level, with the channel count of the tap scored: ρ width).",
         "",
-        "| task | metric | init | n | ρ | 95% CI | p | p (Holm) | τ | ρ params | ρ GFLOPs |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| task | metric | layer | init | n | ρ | 95% CI | p | p (Holm) | τ | ρ params | ρ GFLOPs | ρ width |",
+        "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in c.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
         lines.append(
-            f"| {_md(r.task)} | {_md(r.metric)} | {_md(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
-            f"{fpval(r.p_holm)} | {fnum(r.kendall)} | {fnum(r.params_spearman)} | {fnum(r.gflops_spearman)} |"
+            f"| {_md(r.task)} | {_md(r.metric)} | {_md(r.layer)} | {_md(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
+            f"{fpval(r.p_holm)} | {fnum(r.kendall)} | {fnum(r.params_spearman)} | {fnum(r.gflops_spearman)} | "
+            f"{fnum(r.channels_spearman)} |"
         )
     if any(r.n_approximate for r in c.rows):
         lines += ["", "≈: architectures matched only approximately (see the tables below)."]
@@ -567,7 +639,7 @@ def to_markdown(c: Correlation, level: int = 1) -> str:
     for r in c.rows:
         lines += [
             "",
-            f"{h2} {_md(r.task)} / {_md(r.metric)} ({_md(r.init)})",
+            f"{h2} {_md(r.task)} / {_md(r.metric)}{'' if r.layer == ALL_LAYERS else ' at ' + _md(r.layer)} ({_md(r.init)})",
             "",
             f"| architecture | truth | score ({'higher' if r.higher_is_better else 'lower'} is better) | trained model | match |",
             "|---|---:|---:|---|---|",

@@ -396,23 +396,25 @@ def _correlation_section(c) -> str:
          f'<p class="note">Ground truth: {esc(c.truth_description)}. ρ: Spearman over architectures between the '
          "mean score (oriented so that higher is better) and the truth; CI: 95% bootstrap over architectures; "
          "p: two-sided permutation test, Holm-corrected over the rows; τ: Kendall's τ-b; ρ params / ρ GFLOPs: "
-         "the truth against the trained model's size over the same architectures (baselines to beat).</p>",
-         '<table class="sortable" id="correlation"><thead><tr><th>task</th><th>metric</th><th>init</th><th>n</th>'
-         "<th>ρ</th><th>95% CI</th><th>p (Holm)</th><th>τ</th><th>ρ params</th><th>ρ GFLOPs</th></tr></thead><tbody>"]
+         "the truth against the trained model's size over the same architectures (baselines to beat); ρ width (with a "
+         "stride level): the truth against the channel count of the tap scored.</p>",
+         '<table class="sortable" id="correlation"><thead><tr><th>task</th><th>metric</th><th>layer</th><th>init</th><th>n</th>'
+         "<th>ρ</th><th>95% CI</th><th>p (Holm)</th><th>τ</th><th>ρ params</th><th>ρ GFLOPs</th><th>ρ width</th></tr></thead><tbody>"]
     for r in c.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
-        h.append(f"<tr><td>{esc(r.task)}</td><td>{esc(r.metric)}</td><td>{esc(r.init)}</td><td data-v=\"{r.n}\">{esc(n)}</td>"
+        h.append(f"<tr><td>{esc(r.task)}</td><td>{esc(r.metric)}</td><td>{esc(r.layer)}</td><td>{esc(r.init)}</td><td data-v=\"{r.n}\">{esc(n)}</td>"
                  f"<td data-v=\"{_num(r.spearman)}\">{esc(fnum(r.spearman))}</td><td>{esc(ci)}</td>"
                  f"<td data-v=\"{_num(r.p_holm)}\">{esc(fpval(r.p_holm))}</td><td data-v=\"{_num(r.kendall)}\">{esc(fnum(r.kendall))}</td>"
                  f"<td data-v=\"{_num(r.params_spearman)}\">{esc(fnum(r.params_spearman))}</td>"
-                 f"<td data-v=\"{_num(r.gflops_spearman)}\">{esc(fnum(r.gflops_spearman))}</td></tr>")
+                 f"<td data-v=\"{_num(r.gflops_spearman)}\">{esc(fnum(r.gflops_spearman))}</td>"
+                 f"<td data-v=\"{_num(r.channels_spearman)}\">{esc(fnum(r.channels_spearman))}</td></tr>")
     h.append("</tbody></table>")
     plots = []
     for r in c.rows:
         direction = "higher" if r.higher_is_better else "lower"
         svg = scatter_svg([(p.unit, p.truth, p.score) for p in r.points],
-                          f"{r.task} / {r.metric} ({r.init}): ρ = {fnum(r.spearman)}", c.truth_label,
+                          f"{r.task} / {r.metric}{'' if r.layer == 'all' else ' at ' + r.layer} ({r.init}): ρ = {fnum(r.spearman)}", c.truth_label,
                           f"{r.metric} ({direction} is better)")
         if svg:
             plots.append(f'<div class="plot">{svg}</div>')
