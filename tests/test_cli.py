@@ -120,3 +120,16 @@ def test_failed_optimisation_is_stored_with_reason_and_exits_1(tmp_path, photo_p
     rows = {r["layer"]: r for r in csv.DictReader(open(out / "results.csv"))}
     assert rows["conv"]["status"] == "done"
     assert rows["bad"]["status"] == "failed" and "non-finite" in rows["bad"]["error"]
+
+
+def test_list_taps_shows_levels_and_channels(capsys):
+    from archbench.cli import main
+
+    main(["list", "taps", "vgg11"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("conv1_1") and "level 0" in lines[0] and "64 channels" in lines[0]
+    assert any(line.startswith("pool3") and "level 3 (1/8 of the input), 256 channels" in line for line in lines)
+    for args, message in [(["list", "taps"], "needs an arch spec"), (["list", "taps", "vgg91"], "did you mean 'vgg19'")]:
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -337,6 +337,8 @@ def test_correlate_command_errors(zoo_store, tmp_path, capsys):
     ]:
         code, _, err = _main(capsys, "correlate", "--store", str(zoo_store), *args)
         assert code == 2 and message in err, (args, err)
+    code, _, err = _main(capsys, "correlate", "--store", str(zoo_store), "--level", "9")
+    assert code == 2 and "no stored layer is at stride level 9" in err
     code, _, err = _main(capsys, "correlate", "--store", str(tmp_path / "none.db"))
     assert code == 2 and "does not exist" in err
 

@@ -55,6 +55,11 @@ def correlate(
     if not lb.boards:
         raise ConfigError(f"no results in {store}" + (f" for suite {suite!r}" if suite else ""))
     result = run_correlate(lb, gt, exact_only=exact_only, level=level)
+    if level is not None and all((r.task, r.metric) == ("overall", "rank") for r in result.rows):
+        raise ConfigError(
+            f"no stored layer is at stride level {level} (1/{2**max(level, 0)} of the input) in any architecture "
+            "with a ground truth; `archbench list taps ARCH` shows the levels"
+        )
     if not result.rows:
         raise ConfigError(
             f"no architecture in {store} has a {gt.name} value; left out: "

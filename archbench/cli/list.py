@@ -1,4 +1,4 @@
-"""``archbench list archs|tasks|images|metrics``."""
+"""``archbench list archs|tasks|images|metrics`` and ``archbench list taps SPEC``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from archbench.cli.app import app, console
 from archbench.errors import UnknownNameError
 from archbench.registry import unknown_name_message
 
-KINDS = ("archs", "tasks", "images", "metrics")
+KINDS = ("archs", "tasks", "images", "metrics", "taps")
 
 
 def _first_line(text: str | None) -> str:
@@ -33,6 +33,17 @@ def list_lines(kind: str, pattern: str | None = None) -> list[tuple[str, str]]:
         from archbench.images import IMAGES
 
         rows = [(n, f"{i.kind}: {i.description}") for n, i in IMAGES.items()]
+    elif kind == "taps":
+        if not pattern:
+            raise UnknownNameError("`archbench list taps` needs an arch spec, e.g. `archbench list taps 'tv:resnet18'`")
+        from archbench.architectures.registry import build_arch
+
+        net = build_arch(pattern)
+        return [
+            (t.name, f"level {t.level} (1/{2**t.level} of the input), {t.channels} channels"
+             + ("" if t.spatial else ", not spatial") + (f", needs >= {t.min_size} px" if t.min_size > 1 else ""))
+            for t in net.taps
+        ]
     elif kind == "metrics":
         from archbench.metrics import METRICS
 
@@ -52,9 +63,9 @@ def list_lines(kind: str, pattern: str | None = None) -> list[tuple[str, str]]:
 
 @app.command("list")
 def list_cmd(
-    kind: Annotated[str, typer.Argument(help="archs, tasks, images or metrics.")],
-    pattern: Annotated[str | None, typer.Argument(help="Optional wildcard filter, e.g. 'vgg*'.")] = None,
+    kind: Annotated[str, typer.Argument(help="archs, tasks, images, metrics, or taps (the layers of one arch).")],
+    pattern: Annotated[str | None, typer.Argument(help="Optional wildcard filter, e.g. 'vgg*'; for taps: the arch spec.")] = None,
 ) -> None:
-    """List what exists, one line each."""
+    """List what exists, one line each; `list taps SPEC`: an architecture's layers in forward order with stride level and channels."""
     for name, desc in list_lines(kind, pattern):
         console.print(f"[bold]{name}[/]  {desc}" if desc else name, highlight=False, soft_wrap=True)
