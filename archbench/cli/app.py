@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from archbench.store import ResultStore
 
 app = typer.Typer(
     name="archbench",
@@ -20,3 +28,19 @@ def fail(message: str, code: int = 2) -> None:
     """Print a one-line error in red and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def open_results(store: Path, suite: str | None = None) -> Iterator[ResultStore]:
+    """Open an existing results store for reading; :class:`~archbench.errors.ConfigError` when it
+    does not exist or ``suite`` (if given) has no jobs in it."""
+    from archbench.errors import ConfigError
+    from archbench.store import ResultStore
+
+    if not Path(store).exists():
+        raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
+    with ResultStore(store) as db:
+        if suite is not None and suite not in db.suite_names():
+            known = ", ".join(db.suite_names()) or "none"
+            raise ConfigError(f"suite {suite!r} has no jobs in {store}; suites there: {known}")
+        yield db

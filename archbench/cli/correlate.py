@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from archbench.cli.app import app, console
+from archbench.cli.app import app, console, open_results
 from archbench.store import DEFAULT_STORE
 
 
@@ -40,17 +40,11 @@ def correlate(
     from archbench.report import leaderboard_from_store
     from archbench.report.correlate import CORRELATION_FORMATS, load_truth, render_correlation
     from archbench.report.correlate import correlate as run_correlate
-    from archbench.store import ResultStore
 
     if fmt not in CORRELATION_FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(CORRELATION_FORMATS)}")
     gt = load_truth(truth)
-    if not Path(store).exists():
-        raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
-    with ResultStore(store) as db:
-        if suite is not None and suite not in db.suite_names():
-            known = ", ".join(db.suite_names()) or "none"
-            raise ConfigError(f"suite {suite!r} has no jobs in {store}; suites there: {known}")
+    with open_results(store, suite) as db:
         lb = leaderboard_from_store(db, suite=suite)
     if not lb.boards:
         raise ConfigError(f"no results in {store}" + (f" for suite {suite!r}" if suite else ""))

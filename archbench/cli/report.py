@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from archbench.cli.app import app, console
+from archbench.cli.app import app, console, open_results
 from archbench.store import DEFAULT_STORE
 
 
@@ -29,7 +29,6 @@ def report(
     """Ranked leaderboard per task and metric with bootstrap CIs, Wilcoxon tests and overall rank."""
     from archbench.errors import ConfigError
     from archbench.report import FORMATS, leaderboard_from_store, render
-    from archbench.store import ResultStore
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
@@ -40,12 +39,7 @@ def report(
         from archbench.report.correlate import load_truth
 
         ground_truth = load_truth(truth)
-    if not Path(store).exists():
-        raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
-    with ResultStore(store) as db:
-        if suite is not None and suite not in db.suite_names():
-            known = ", ".join(db.suite_names()) or "none"
-            raise ConfigError(f"suite {suite!r} has no jobs in {store}; suites there: {known}")
+    with open_results(store, suite) as db:
         lb = leaderboard_from_store(db, suite=suite, reference=reference)
         if not lb.boards and not lb.jobs:
             raise ConfigError(f"no results in {store}")
