@@ -212,6 +212,8 @@ def test_correlate_per_init_and_exact_only():
     params = {"vgg11": 132863336, "vgg19": 143667240, "alexnet": 61100840, "resnet18": 11689512, "vgg16": 138357544}
     names = list(truth)
     assert row.params_spearman == pytest.approx(spearmanr([params[n] for n in names], [truth[n] for n in names]).statistic)
+    assert row.minus_gflops == pytest.approx(row.spearman - row.gflops_spearman)
+    assert row.minus_gflops_ci_low <= row.minus_gflops <= row.minus_gflops_ci_high
     exact = correlate(lb, ImagenetTruth(), exact_only=True)
     row = exact.row("reconstruct", "ssim", "kaiming")
     assert row.n == 3 and row.n_approximate == 0
@@ -382,3 +384,18 @@ def test_accuracy_suites_match_every_architecture_exactly():
         assert isinstance(found, TruthValue) and found.match == "exact", (spec, found)
         values[spec] = found.value
     assert min(values.values()) == pytest.approx(56.522) and max(values.values()) == pytest.approx(84.228)
+
+
+def test_difference_to_a_baseline_is_paired():
+    from archbench.report.correlate import bootstrap_rho_difference
+
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=25)
+    good = y + 0.2 * rng.normal(size=25)  # tracks y closely
+    weak = y + 2.0 * rng.normal(size=25)  # barely
+    d, lo, hi = bootstrap_rho_difference(good, weak, y, seed=1)
+    assert d == pytest.approx(spearman(good, y) - spearman(weak, y))
+    assert 0 < lo < d < hi  # the better score is significantly better
+    d2, lo2, hi2 = bootstrap_rho_difference(good, good + 1e-9 * rng.normal(size=25), y, seed=1)
+    assert abs(d2) < 0.05 and lo2 <= 0 <= hi2  # no difference against (almost) itself
+    assert bootstrap_rho_difference(good, np.ones(25), y) == (None, None, None)

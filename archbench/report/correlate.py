@@ -344,6 +344,32 @@ def bootstrap_rho(
     return float(lo), float(hi)
 
 
+def bootstrap_rho_difference(
+    x: np.ndarray, z: np.ndarray, y: np.ndarray, level: float = 0.95, n_boot: int = N_BOOTSTRAP, seed: int = 0
+) -> tuple[float | None, float | None, float | None]:
+    """``ρ(x, y) − ρ(z, y)`` and its paired percentile-bootstrap interval (the same resampled
+    architectures for both ρ): does score ``x`` track ``y`` better than baseline ``z``? Resamples with
+    a constant side are skipped; ``(None, None, None)`` when either ρ is undefined."""
+    from scipy.stats import rankdata
+
+    r1, r2 = spearman(x, y), spearman(z, y)
+    if r1 is None or r2 is None:
+        return None, None, None
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for row in rng.integers(0, len(x), size=(n_boot, len(x))):
+        bx, bz, by = x[row], z[row], y[row]
+        if np.all(bx == bx[0]) or np.all(bz == bz[0]) or np.all(by == by[0]):
+            continue
+        rho_x, rho_z = _rho_of_ranks(rankdata(by), np.stack([rankdata(bx), rankdata(bz)]))
+        diffs.append(float(rho_x - rho_z))
+    if len(diffs) < 10:
+        return r1 - r2, None, None
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+    return r1 - r2, float(lo), float(hi)
+
+
 # -- correlating a leaderboard ------------------------------------------------------------------
 @dataclass
 class Point:
@@ -383,6 +409,10 @@ class CorrelationRow:
     gflops_spearman: float | None
     p_holm: float | None = None
     channels_spearman: float | None = None
+    #: ρ − ρ GFLOPs with its paired bootstrap interval (does the score beat the GFLOPs baseline?)
+    minus_gflops: float | None = None
+    minus_gflops_ci_low: float | None = None
+    minus_gflops_ci_high: float | None = None
     points: list[Point] = field(default_factory=list)
 
 
@@ -428,6 +458,9 @@ def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], s
     x = np.array([p.oriented for p in points], dtype=float)
     y = np.array([p.truth for p in points], dtype=float)
     lo, hi = bootstrap_rho(x, y, seed=seed)
+    delta: tuple[float | None, float | None, float | None] = (None, None, None)
+    if points and all(p.gflops is not None for p in points):
+        delta = bootstrap_rho_difference(x, np.array([p.gflops for p in points], dtype=float), y, seed=seed)
     return CorrelationRow(
         task=task,
         metric=metric,
@@ -444,6 +477,9 @@ def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], s
         params_spearman=_baseline(points, "params"),
         gflops_spearman=_baseline(points, "gflops"),
         channels_spearman=_baseline(points, "channels"),
+        minus_gflops=delta[0],
+        minus_gflops_ci_low=delta[1],
+        minus_gflops_ci_high=delta[2],
         points=sorted(points, key=lambda p: -p.truth),
     )
 
@@ -573,7 +609,8 @@ def fpval(v: float | None) -> str:
 
 CSV_COLUMNS = (
     "task", "metric", "layer", "init", "n", "n_approximate", "spearman", "ci_low", "ci_high", "p_value", "p_holm",
-    "kendall", "params_spearman", "gflops_spearman", "channels_spearman",
+    "kendall", "params_spearman", "gflops_spearman", "channels_spearman", "minus_gflops", "minus_gflops_ci_low",
+    "minus_gflops_ci_high",
 )
 
 
@@ -605,6 +642,14 @@ def points_csv(c: Correlation) -> str:
     return buf.getvalue()
 
 
+def delta_text(r: CorrelationRow) -> str:
+    """``ρ − ρ GFLOPs [lo, hi]`` or empty."""
+    if r.minus_gflops is None:
+        return ""
+    ci = f" [{fnum(r.minus_gflops_ci_low, 2)}, {fnum(r.minus_gflops_ci_high, 2)}]" if r.minus_gflops_ci_low is not None else ""
+    return f"{r.minus_gflops:+.2f}{ci}"
+
+
 def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -619,10 +664,12 @@ def to_markdown(c: Correlation, level: int = 1) -> str:
         "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
         "95% bootstrap interval over architectures; two-sided permutation p, Holm-corrected over the rows; "
         "Kendall's τ-b; ρ of the truth with the trained model's parameter count and GFLOPs over the same "
-        "architectures as baselines (and, with a stride level, with the channel count of the tap scored: ρ width).",
+        "architectures as baselines (and, with a stride level, with the channel count of the tap scored: ρ width); "
+        "ρ − ρ GFLOPs with a paired bootstrap interval: an interval above 0 means the score beats GFLOPs.",
         "",
-        "| task | metric | layer | init | n | ρ | 95% CI | p | p (Holm) | τ | ρ params | ρ GFLOPs | ρ width |",
-        "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| task | metric | layer | init | n | ρ | 95% CI | p | p (Holm) | τ | ρ params | ρ GFLOPs | ρ width "
+        "| ρ − ρ GFLOPs [95% CI] |",
+        "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in c.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
@@ -630,7 +677,7 @@ def to_markdown(c: Correlation, level: int = 1) -> str:
         lines.append(
             f"| {_md(r.task)} | {_md(r.metric)} | {_md(r.layer)} | {_md(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
             f"{fpval(r.p_holm)} | {fnum(r.kendall)} | {fnum(r.params_spearman)} | {fnum(r.gflops_spearman)} | "
-            f"{fnum(r.channels_spearman)} |"
+            f"{fnum(r.channels_spearman)} | {delta_text(r)} |"
         )
     if any(r.n_approximate for r in c.rows):
         lines += ["", "≈: architectures matched only approximately (see the tables below)."]

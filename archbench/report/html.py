@@ -390,16 +390,17 @@ def _box(lb: Leaderboard, task: str, metric: str, colors: dict[str, str]) -> str
 
 def _correlation_section(c) -> str:
     """Correlations with a ground truth (:mod:`archbench.report.correlate`): table and scatter plots."""
-    from archbench.report.correlate import fnum, fpval
+    from archbench.report.correlate import delta_text, fnum, fpval
 
     h = [f"<h2 id=\"truth\">Does the score predict {esc(c.truth)}?</h2>",
          f'<p class="note">Ground truth: {esc(c.truth_description)}. ρ: Spearman over architectures between the '
          "mean score (oriented so that higher is better) and the truth; CI: 95% bootstrap over architectures; "
          "p: two-sided permutation test, Holm-corrected over the rows; τ: Kendall's τ-b; ρ params / ρ GFLOPs: "
          "the truth against the trained model's size over the same architectures (baselines to beat); ρ width (with a "
-         "stride level): the truth against the channel count of the tap scored.</p>",
+         "stride level): the truth against the channel count of the tap scored; ρ − ρ GFLOPs: paired bootstrap "
+         "interval, above 0 when the score beats GFLOPs.</p>",
          '<table class="sortable" id="correlation"><thead><tr><th>task</th><th>metric</th><th>layer</th><th>init</th><th>n</th>'
-         "<th>ρ</th><th>95% CI</th><th>p (Holm)</th><th>τ</th><th>ρ params</th><th>ρ GFLOPs</th><th>ρ width</th></tr></thead><tbody>"]
+         "<th>ρ</th><th>95% CI</th><th>p (Holm)</th><th>τ</th><th>ρ params</th><th>ρ GFLOPs</th><th>ρ width</th><th>ρ − ρ GFLOPs [95% CI]</th></tr></thead><tbody>"]
     for r in c.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
@@ -408,7 +409,8 @@ def _correlation_section(c) -> str:
                  f"<td data-v=\"{_num(r.p_holm)}\">{esc(fpval(r.p_holm))}</td><td data-v=\"{_num(r.kendall)}\">{esc(fnum(r.kendall))}</td>"
                  f"<td data-v=\"{_num(r.params_spearman)}\">{esc(fnum(r.params_spearman))}</td>"
                  f"<td data-v=\"{_num(r.gflops_spearman)}\">{esc(fnum(r.gflops_spearman))}</td>"
-                 f"<td data-v=\"{_num(r.channels_spearman)}\">{esc(fnum(r.channels_spearman))}</td></tr>")
+                 f"<td data-v=\"{_num(r.channels_spearman)}\">{esc(fnum(r.channels_spearman))}</td>"
+                 f"<td data-v=\"{_num(r.minus_gflops)}\">{esc(delta_text(r))}</td></tr>")
     h.append("</tbody></table>")
     plots = []
     for r in c.rows:
