@@ -38,7 +38,7 @@ def correlate(
     """
     from archbench.errors import ConfigError
     from archbench.report import leaderboard_from_store
-    from archbench.report.correlate import CORRELATION_FORMATS, load_truth, render_correlation
+    from archbench.report.correlate import CORRELATION_FORMATS, OVERALL, load_truth, render_correlation
     from archbench.report.correlate import correlate as run_correlate
 
     if fmt not in CORRELATION_FORMATS:
@@ -49,7 +49,7 @@ def correlate(
     if not lb.boards:
         raise ConfigError(f"no results in {store}" + (f" for suite {suite!r}" if suite else ""))
     result = run_correlate(lb, gt, exact_only=exact_only, level=level)
-    if level is not None and all((r.task, r.metric) == ("overall", "rank") for r in result.rows):
+    if level is not None and all((r.task, r.metric) == OVERALL for r in result.rows):
         raise ConfigError(
             f"no stored layer is at stride level {level} (1/{2**max(level, 0)} of the input) in any architecture "
             "with a ground truth; `archbench list taps ARCH` shows the levels"
