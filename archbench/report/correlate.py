@@ -320,28 +320,39 @@ def permutation_p(x: np.ndarray, y: np.ndarray, seed: int = 0, n_perm: int = N_P
     return (k + 1) / (n_perm + 1)
 
 
+def _bootstrap_rhos(y: np.ndarray, columns: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
+    """Spearman's ρ of each column with ``y`` on ``n_boot`` seeded resamples of the architectures
+    (the same resample for every column), ``(valid resamples, len(columns))``; resamples in which
+    ``y`` or a column is constant are skipped."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for row in rng.integers(0, len(y), size=(n_boot, len(y))):
+        picked = [c[row] for c in columns]
+        by = y[row]
+        if np.all(by == by[0]) or any(np.all(c == c[0]) for c in picked):
+            continue
+        out.append(_rho_of_ranks(rankdata(by), np.stack([rankdata(c) for c in picked])))
+    return np.array(out).reshape(-1, len(columns))
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+    if len(values) < 10:
+        return None
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
 def bootstrap_rho(
     x: np.ndarray, y: np.ndarray, level: float = 0.95, n_boot: int = N_BOOTSTRAP, seed: int = 0
 ) -> tuple[float | None, float | None]:
     """Percentile-bootstrap interval of Spearman's ρ, resampling the (x, y) pairs; resamples with a
     constant side are skipped. ``(None, None)`` when ρ is undefined."""
-    from scipy.stats import rankdata
-
     if spearman(x, y) is None:
         return None, None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    rhos = []
-    for row in idx:
-        bx, by = x[row], y[row]
-        if np.all(bx == bx[0]) or np.all(by == by[0]):
-            continue
-        rhos.append(float(_rho_of_ranks(rankdata(bx), rankdata(by)[None, :])[0]))
-    if len(rhos) < 10:
-        return None, None
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(rhos, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return _interval(_bootstrap_rhos(y, [x], n_boot, seed)[:, 0], level) or (None, None)
 
 
 def bootstrap_rho_difference(
@@ -350,24 +361,12 @@ def bootstrap_rho_difference(
     """``ρ(x, y) − ρ(z, y)`` and its paired percentile-bootstrap interval (the same resampled
     architectures for both ρ): does score ``x`` track ``y`` better than baseline ``z``? Resamples with
     a constant side are skipped; ``(None, None, None)`` when either ρ is undefined."""
-    from scipy.stats import rankdata
-
     r1, r2 = spearman(x, y), spearman(z, y)
     if r1 is None or r2 is None:
         return None, None, None
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for row in rng.integers(0, len(x), size=(n_boot, len(x))):
-        bx, bz, by = x[row], z[row], y[row]
-        if np.all(bx == bx[0]) or np.all(bz == bz[0]) or np.all(by == by[0]):
-            continue
-        rho_x, rho_z = _rho_of_ranks(rankdata(by), np.stack([rankdata(bx), rankdata(bz)]))
-        diffs.append(float(rho_x - rho_z))
-    if len(diffs) < 10:
-        return r1 - r2, None, None
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
-    return r1 - r2, float(lo), float(hi)
+    rhos = _bootstrap_rhos(y, [x, z], n_boot, seed)
+    lo, hi = _interval(rhos[:, 0] - rhos[:, 1], level) or (None, None)
+    return r1 - r2, lo, hi
 
 
 # -- correlating a leaderboard ------------------------------------------------------------------
