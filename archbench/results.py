@@ -1,65 +1,131 @@
-"""Result rows and the per-run result files (``results.csv`` and ``results.jsonl``).
+"""Results: one :class:`Result` per optimisation problem, one :class:`RunOutcome` per run, and the
+per-run result files (``results.csv`` and ``results.jsonl``).
 
-One :class:`Result` per optimisation problem. CSV rows hold the flat columns (identity, settings
-summary, final loss, one column per metric, timings); JSON lines hold everything, including the
-loss trace, the full settings and the package versions, so a number can be traced to what made it.
-Files are rewritten atomically (temporary file + rename), merging with rows already there: a new
-run never loses earlier results, and a row with the same key is replaced.
+A result is identified by its run's key (:attr:`archbench.config.RunConfig.key`) and its layer.
+CSV rows hold the flat columns (identity, final loss, one column per metric, timings); JSON lines
+hold everything, including the loss trace, the full configuration and the package versions, so a
+number can be traced to what made it. Files are rewritten atomically (temporary file + rename),
+merging with rows already there: a new run never loses earlier results, and a row with the same
+key and layer is replaced.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
+import logging
 import os
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from archbench.config import HasConfig, RunConfig
+
+log = logging.getLogger(__name__)
+
 #: identity and summary columns, in CSV order; metric columns follow, then timing/status columns
 BASE_COLUMNS = ["arch", "init", "seed", "task", "layer", "image", "size", "iterations", "evaluations", "final_loss"]
-TAIL_COLUMNS = ["seconds", "device", "status", "error", "result_path"]
+TAIL_COLUMNS = ["judge", "seconds", "device", "status", "error", "result_path", "key"]
 
 
 @dataclass
-class Result:
-    """One scored optimisation result."""
+class Result(HasConfig):
+    """One scored optimisation problem of a run.
 
-    arch: str
-    init: str
-    seed: int
-    task: str
+    Attributes:
+        config: the run's resolved configuration (its key is the result's identity, with ``layer``).
+        layer: label of the layer(s) optimised (``pool3``, ``conv1_1+conv2_1``...).
+        final_loss, loss_trace: the task's loss at the end and after each iteration.
+        iterations, evaluations: iterations run (at most the budget) and loss evaluations.
+        metrics: metric name -> value (None where it could not be computed).
+        seconds: wall time of this problem's share of the optimisation.
+        device: where it ran (``cpu``, ``cuda:0``).
+        status: ``done`` or ``failed``; error: the reason of a failure.
+        extra: task provenance (layer weights used, resolved preset settings, ...).
+        paths: image kind (``result``, ``target``, ...) -> file written.
+        versions: package versions (:func:`package_versions`).
+    """
+
+    config: RunConfig
     layer: str
-    image: str
-    size: int
-    iterations: int
-    evaluations: int
     final_loss: float | None
     metrics: dict[str, float | None]
-    seconds: float
-    device: str
+    iterations: int = 0
+    evaluations: int = 0
+    seconds: float = 0.0
+    device: str = "cpu"
     status: str = "done"
     error: str | None = None
     loss_trace: list[float] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        """Identity of the result: hash of arch, init, seed, task, layer, image and settings."""
-        ident = [self.arch, self.init, self.seed, self.task, self.layer, self.image, self.size, self.settings]
-        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["key"] = self.key
-        return d
+        """Plain data: the row of ``results.jsonl`` (``from_json`` reads it back)."""
+        return {
+            "key": self.key,
+            "layer": self.layer,
+            "config": self.config.to_json(),
+            "final_loss": self.final_loss,
+            "metrics": dict(self.metrics),
+            "iterations": self.iterations,
+            "evaluations": self.evaluations,
+            "seconds": self.seconds,
+            "device": self.device,
+            "status": self.status,
+            "error": self.error,
+            "loss_trace": list(self.loss_trace),
+            "extra": self.extra,
+            "paths": dict(self.paths),
+            "versions": dict(self.versions),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Result:
+        d = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "config"}
+        return cls(config=RunConfig.from_json(data["config"]), **d)
+
+    def row(self) -> dict[str, Any]:
+        """The flat CSV row."""
+        flat: dict[str, Any] = {
+            "arch": self.arch, "init": self.init, "seed": self.seed, "task": self.task, "layer": self.layer,
+            "image": self.image, "size": self.size, "iterations": self.iterations, "evaluations": self.evaluations,
+            "final_loss": self.final_loss,
+        }
+        flat.update(self.metrics)
+        flat.update(judge=self.judge, seconds=self.seconds, device=self.device, status=self.status,
+                    error=self.error, result_path=self.paths.get("result"), key=self.key)
+        return flat
+
+
+@dataclass
+class RunOutcome(HasConfig):
+    """What one run (one :class:`~archbench.config.RunConfig`) produced.
+
+    Attributes:
+        config: the configuration.
+        status: ``done`` or ``failed``; error: the reason of a failure (one line), else None.
+        results: one :class:`Result` per layer (may be partial or empty for a failed run).
+        started, finished: UNIX times; seconds: wall time of the run (network build excluded).
+        build_seconds: time spent building the network for this run (0 when reused).
+        provenance: where the network's weights came from (``network``: trained weights' source, the
+            stacked network's choices), how many images its batch held (``batch``) and where it ran
+            (``ray``: host, node, GPU ids).
+    """
+
+    config: RunConfig
+    status: str
+    error: str | None = None
+    results: list[Result] = field(default_factory=list)
+    started: float = 0.0
+    finished: float = 0.0
+    seconds: float = 0.0
+    build_seconds: float = 0.0
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)
@@ -101,28 +167,55 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``results.jsonl`` (an absent file gives no rows)."""
+def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows of a ``results.jsonl`` and the lines that are not JSON objects (a write cut short by a
+    crash leaves a truncated last line); an absent file gives neither."""
     if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
+        return [], []
+    rows, bad = [], []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad.append(line)
+    return rows, bad
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """The CSV row of a ``results.jsonl`` row (rows written before run configurations keep their
+    own flat fields)."""
+    if "config" in row:
+        return Result.from_json(row).row()
+    flat = {c: row.get(c) for c in BASE_COLUMNS + TAIL_COLUMNS}
+    flat.update(row.get("metrics", {}))
+    flat["result_path"] = row.get("paths", {}).get("result")
+    return flat
 
 
 def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Path]:
     """Merge ``results`` into ``out_dir/results.jsonl`` and ``results.csv`` atomically.
 
-    Rows already in the files are kept; a row whose key equals a new one is replaced.
+    Rows already in the files are kept; a row with the key and layer of a new one is replaced.
     """
     out_dir = Path(out_dir)
     jsonl, csv_path = out_dir / "results.jsonl", out_dir / "results.csv"
-    new = {r.key: r.to_json() for r in results}
-    rows = [r for r in read_jsonl(jsonl) if r.get("key") not in new] + list(new.values())
+    new = {(r.key, r.layer): r.to_json() for r in results}
+    old, bad = read_jsonl(jsonl)
+    if bad:  # keep what cannot be read beside the file instead of failing or dropping it
+        kept = jsonl.with_name(jsonl.name + ".unreadable")
+        previous = kept.read_text(encoding="utf-8") if kept.exists() else ""
+        _atomic_write(kept, previous + "".join(line + "\n" for line in bad))
+        log.warning("%s: %d unreadable line(s) moved to %s", jsonl, len(bad), kept)
+    rows = [r for r in old if (r.get("key"), r.get("layer")) not in new] + list(new.values())
     _atomic_write(jsonl, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
 
+    flat_rows = [_flat(r) for r in rows]
     metric_cols: list[str] = []
     for r in rows:
         for m in r.get("metrics", {}):
@@ -132,16 +225,7 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    for r in rows:
-        flat = {c: r.get(c) for c in BASE_COLUMNS}
-        flat.update({m: ("" if v is None else v) for m, v in r.get("metrics", {}).items()})
-        flat.update(
-            seconds=r.get("seconds"),
-            device=r.get("device"),
-            status=r.get("status"),
-            error=r.get("error") or "",
-            result_path=r.get("paths", {}).get("result", ""),
-        )
+    for flat in flat_rows:
         writer.writerow({k: ("" if v is None else v) for k, v in flat.items()})
     _atomic_write(csv_path, buf.getvalue())
     return csv_path, jsonl

@@ -45,6 +45,18 @@ def stripes(path: Path, size: int = 32, period: int = 6) -> Path:
     return path
 
 
+def stored_result(arch: str, seed: int, image: str, metrics: dict, layer: str = "pool1", task: str = "reconstruct",
+                  init: str = "gaussian:0.015", judge: str | None = None, final_loss: float = 0.1):
+    """A :class:`~archbench.store.StoredResult` as the store returns it, for report tests."""
+    from archbench.config import RunConfig
+    from archbench.store import StoredResult
+
+    config = RunConfig(arch=arch, init=init, seed=seed, task=task, image=image, size=32, iterations=1,
+                       metrics=tuple(metrics), judge=judge)
+    return StoredResult(config=config, layer=layer, status="done", error=None, metrics=dict(metrics),
+                        final_loss=final_loss, loss_trace=[1.0, final_loss])
+
+
 @pytest.fixture
 def photo_png(tmp_path: Path) -> Path:
     """A 64x64 RGB crop of the astronaut photo written as PNG."""

@@ -20,7 +20,7 @@ def test_builtin_suite_is_the_blogs_grid():
     specs = [a.spec for a in suite.archs]
     assert specs == [
         "vgg19",
-        "vgg19(act='leaky-relu:0.3')",
+        "vgg19(act=leaky-relu:0.3)",
         "vgg19(act=elu)",
         "vgg19(down=max)",
         "vgg19(down=stride)",

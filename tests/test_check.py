@@ -86,10 +86,8 @@ def test_baseline_save_and_check_pass_then_fail_when_perturbed(tmp_path, capsys)
     import sqlite3
 
     conn = sqlite3.connect(store)
-    key, metrics_json = conn.execute("SELECT key, metrics FROM jobs ORDER BY rowid LIMIT 1").fetchone()
-    m = json.loads(metrics_json)
-    m["pool1"]["ssim"] -= 0.2
-    conn.execute("UPDATE jobs SET metrics = ? WHERE key = ?", (json.dumps(m), key))
+    (key,) = conn.execute("SELECT key FROM runs ORDER BY rowid LIMIT 1").fetchone()
+    conn.execute("UPDATE scores SET value = value - 0.2 WHERE run_key = ? AND layer = 'pool1' AND metric = 'ssim'", (key,))
     conn.commit()
     conn.close()
 

@@ -24,14 +24,12 @@ from archbench.report.correlate import (
     spearman,
     trained_counterpart,
 )
-from archbench.store import ResultStore, StoredResult
-from tests.conftest import run_cli
+from archbench.store import ResultStore
+from tests.conftest import run_cli, stored_result
 
 
 def obs(arch, seed, image, value, metric="ssim", task="reconstruct", init="kaiming", layer="pool1"):
-    return StoredResult(key=f"{arch}{init}{seed}{image}{metric}", suite="t", arch=arch, init=init, seed=seed, task=task,
-                        layer=layer, image=image, status="done", error=None, metrics={metric: value},
-                        final_loss=0.1, loss_trace=[1.0, 0.1], paths={})
+    return stored_result(arch, seed, image, {metric: value}, layer, task, init)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from archbench.images import list_images, load_image
 from archbench.metrics import compute_metrics, get_metric
 from archbench.metrics.maximize import pairwise_pixel_distance, relative_activation, total_variation
 from archbench.optimizers import OptimConfig
-from archbench.runner import prepare_run
+from archbench.runner import run_task
 from archbench.tasks import TaskJob, get_task
 from archbench.tasks.maximize import (
     COLOUR_MATRIX,
@@ -156,14 +156,13 @@ def test_same_channel_same_result_whatever_else_runs():
 
 
 def test_scores_reach_result_metrics_and_files(tmp_path):
-    prepared = prepare_run(
+    report = run_task(
         "edgenet", "maximize", size=SIZE, iterations=5, device="cpu",
-        options={"layers": ["conv"], "channels": 3}, net=EdgeNet(),
+        options={"layers": ["conv"], "channels": 3}, net=EdgeNet(), out_dir=tmp_path,
     )
-    report = prepared.execute(out_dir=tmp_path)
     assert [r.layer for r in report.results] == ["conv:c0", "conv:c1", "conv:c2"]  # 3 evenly spaced of 4
     for name in ("activation", "diversity", "diversity_pixel", "tv"):
-        assert name not in report.unavailable
+        assert all(name not in r.extra.get("unavailable", {}) for r in report.results)
         assert all(isinstance(r.metrics[name], float) for r in report.results)
     r0 = report.results[0]
     assert r0.extra["diversity_metric"] in ("lpips-alex", "pixel-rms")
@@ -287,11 +286,10 @@ def test_fourier_start_from_an_image_renders_it():
 @pytest.mark.parametrize("param", ["pixel", "fourier"])
 def test_coarse_to_fine_phases(param):
     pytest.importorskip("archbench.tasks.phases")
-    prepared = prepare_run(
+    results = run_task(
         "edgenet", "maximize", size=SIZE, iterations=5, device="cpu",
         options={"layers": ["conv"], "channels": "0,3", "phases": 2, "param": param}, net=EdgeNet(),
-    )
-    results = prepared.execute().results
+    ).results
     assert [r.layer for r in results] == ["conv:c0", "conv:c3"]
     for r in results:
         assert [p["size"] for p in r.extra["phases"]] == [SIZE // 2, SIZE]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from archbench.architectures import create_arch
 from archbench.errors import ConfigError
-from archbench.runner import prepare_run, run_task
+from archbench.runner import run_task
 from archbench.tasks import TaskJob, get_task
 from archbench.tasks.phases import check_phases, phase_sizes, resize
 from archbench.tasks.reconstruct import Reconstruct
@@ -76,7 +76,7 @@ def test_each_phase_starts_from_the_upsampled_previous_result(monkeypatch):
         assert [p["trace_start"] for p in phases] == [0, 4, 8] and len(res.loss_trace) == 12
         assert res.iterations == sum(p["iterations"] for p in phases) == 12
         assert res.final_loss == phases[-1]["final_loss"]
-        assert res.settings["phases"] == 3
+        assert res.config.options["phases"] == 3
 
 
 @pytest.mark.parametrize("task,options", [
@@ -110,8 +110,8 @@ def test_texture_phases_with_patches_and_a_clear_error_when_a_phase_is_too_small
     assert res.extra["loss"] == "patches" and len(res.loss_trace) == 6
     # conv4_1 of VGG is 1/8 of the image: 3 phases of 48 px start at 12 px, a 1x1 map
     with pytest.raises(ConfigError, match=r"phase 1 of 3 \(12 px\).*conv4_1"):
-        prepare_run(ARCH, "texture", ["brick"], size=48, iterations=3, device="cpu",
-                    options={"loss": "patches", "phases": 3})
+        run_task(ARCH, "texture", ["brick"], size=48, iterations=3, device="cpu",
+                 options={"loss": "patches", "phases": 3})
 
 
 def test_resize_is_bilinear_and_keeps_the_range():

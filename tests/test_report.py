@@ -15,15 +15,14 @@ from scipy.stats import wilcoxon
 
 from archbench.report import build_leaderboard, leaderboard_from_store, render
 from archbench.report.stats import bootstrap_ci, holm, mean, rank, std, wilcoxon_p
-from archbench.store import ResultStore, StoredResult
+from archbench.store import ResultStore
+from tests.conftest import stored_result
 
 XSS = "<script>alert(1)</script>"
 
 
 def obs(arch, seed, image, value, layer="pool1", metric="ssim", task="reconstruct", init="gaussian:0.015"):
-    return StoredResult(key=f"{arch}{init}{seed}{image}", suite="t", arch=arch, init=init, seed=seed, task=task,
-                        layer=layer, image=image, status="done", error=None, metrics={metric: value},
-                        final_loss=0.1, loss_trace=[1.0, 0.1], paths={})
+    return stored_result(arch, seed, image, {metric: value}, layer, task, init)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,14 +167,14 @@ def swept_store(tmp_path_factory):
     store = ResultStore(tmp / "r.db")
     summary = run_sweep(suite, store)
     assert summary.done == 8 and summary.failed == 0
-    # an architecture with a hostile name, copied from a real row
-    store.conn.execute(
-        "INSERT INTO jobs SELECT ? || key, suite, ?, init, seed, task, layers, image, image_source, size, iterations, "
-        "settings, metrics, final_loss, loss_trace, paths, status, error, started, finished, seconds, build_seconds, "
-        "device, host, versions, attempts FROM jobs WHERE arch = 'vgg11'",
-        ("x", XSS),
-    )
-    store.conn.execute("INSERT INTO suite_jobs SELECT 'html', key FROM jobs WHERE arch = ?", (XSS,))
+    # an architecture with a hostile name, copied from the real runs of vgg11
+    for run in store.runs(suite="html"):
+        if run.arch == "vgg11":
+            outcome = store.outcome(run.key)
+            outcome.config = outcome.config.replace(arch=XSS)
+            for r in outcome.results:
+                r.config = outcome.config
+            store.put(outcome, "html")
     return store
 
 

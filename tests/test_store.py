@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from archbench.results import Result
+from archbench.results import Result, RunOutcome
 from archbench.store import ResultStore
-from archbench.sweep import JobOutcome, expand_jobs, load_suite, run_sweep
+from archbench.sweep import expand_jobs, load_suite, run_sweep
 
 SUITE = """\
 name = "tiny"
@@ -42,17 +41,17 @@ def suite_file(tmp_path: Path, missing: str | None = None, seeds: str = "[0, 1]"
     return p
 
 
-def fake_outcome(job, status="done", value=0.5) -> JobOutcome:
-    r = Result(job.arch, job.init, job.seed, job.task, "pool1", job.image_label, job.size, 3, 4, 0.1,
-               {"ssim": value, "psnr": 20.0}, 0.01, "cpu", loss_trace=[1.0, 0.5, 0.1])
-    return JobOutcome(job, status, None if status == "done" else "boom", [r] if status == "done" else [], 1.0, 2.0, 1.0)
+def fake_outcome(job, status="done", value=0.5) -> RunOutcome:
+    r = Result(job, "pool1", 0.1, {"ssim": value, "psnr": 20.0}, iterations=3, evaluations=4, seconds=0.01,
+               loss_trace=[1.0, 0.5, 0.1], extra={"layer_weight": 2.0})
+    return RunOutcome(job, status, None if status == "done" else "boom", [r] if status == "done" else [], 1.0, 2.0, 1.0)
 
 
 def test_failed_job_is_stored_with_reason_and_others_finish(tmp_path):
     store = ResultStore(tmp_path / "r.db")
     summary = run_sweep(suite_file(tmp_path), store)
     assert summary.total == 4 and summary.done == 2 and summary.failed == 2
-    jobs = store.jobs()
+    jobs = store.runs()
     failed = [j for j in jobs if j.status == "failed"]
     assert len(failed) == 2 and all("does not exist" in (j.error or "") for j in failed)
     done = [j for j in jobs if j.status == "done"]
@@ -66,7 +65,7 @@ def test_failed_job_is_stored_with_reason_and_others_finish(tmp_path):
     # rerun: done jobs skipped, failed ones retried (and fail again, attempts counted)
     again = run_sweep(suite_file(tmp_path), store)
     assert again.skipped == 2 and again.done == 0 and again.failed == 2
-    assert {j.attempts for j in store.jobs() if j.status == "failed"} == {2}
+    assert {j.attempts for j in store.runs() if j.status == "failed"} == {2}
     # --skip-failed: nothing to do
     third = run_sweep(suite_file(tmp_path), store, rerun_failed=False)
     assert third.skipped == 4 and third.done == third.failed == 0
@@ -77,12 +76,13 @@ def test_store_schema_and_pragmas(tmp_path):
     ResultStore(path).close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(jobs)")}
-    for c in ("key", "suite", "arch", "init", "seed", "task", "layers", "image", "settings", "metrics", "loss_trace",
-              "seconds", "device", "versions", "status", "error", "paths"):
-        assert c in cols
+    cols = {r[1] for r in conn.execute("PRAGMA table_xinfo(runs)")}
+    for c in ("key", "config", "arch", "init", "seed", "task", "image", "size", "iterations", "device", "judge",
+              "image_label", "status", "error", "seconds", "versions", "provenance", "attempts"):
+        assert c in cols, c
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"jobs", "results", "scores", "suite_jobs", "suites", "meta"} <= tables
+    assert {"runs", "results", "scores", "suite_runs", "suites", "meta"} <= tables
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
 
 
 def test_done_rows_are_never_replaced_and_failed_rows_are(tmp_path):
@@ -95,9 +95,8 @@ def test_done_rows_are_never_replaced_and_failed_rows_are(tmp_path):
     assert not store.put(fake_outcome(job, "failed"))
     (row,) = store.results()
     assert row.metrics["ssim"] == 0.5
-    scores = store.conn.execute("SELECT metric, value FROM scores WHERE job_key = ?", (job.key,)).fetchall()
-    assert dict(scores) == {"ssim": 0.5, "psnr": 20.0}
-    assert store.jobs()[0].attempts == 2
+    assert row.metrics == {"ssim": 0.5, "psnr": 20.0} and row.extra == {"layer_weight": 2.0}
+    assert store.runs()[0].attempts == 2
 
 
 def test_two_processes_writing_one_store(tmp_path):
@@ -120,9 +119,9 @@ for job in jobs:
     assert all(p.wait(timeout=120) == 0 for p in procs)
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM jobs").fetchone() == (40, 40)
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM runs").fetchone() == (40, 40)
     assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 40
-    assert conn.execute("SELECT MAX(attempts) FROM jobs").fetchone()[0] == 1
+    assert conn.execute("SELECT MAX(attempts) FROM runs").fetchone()[0] == 1
 
 
 @pytest.mark.slow
@@ -138,7 +137,7 @@ def test_sigkill_partway_then_resume_stores_every_job_exactly_once(tmp_path):
             if db.exists():
                 try:
                     conn = sqlite3.connect(db, timeout=5)
-                    n_done = conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0]
+                    n_done = conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'done'").fetchone()[0]
                     conn.close()
                 except sqlite3.OperationalError:
                     n_done = 0
@@ -155,7 +154,7 @@ def test_sigkill_partway_then_resume_stores_every_job_exactly_once(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
     assert proc.returncode == -signal.SIGKILL
     conn = sqlite3.connect(db)
-    before = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    before = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
     assert 1 <= before < 10, before
     conn.close()
 
@@ -164,11 +163,11 @@ def test_sigkill_partway_then_resume_stores_every_job_exactly_once(tmp_path):
     assert summary.total == 10 and summary.skipped == before and summary.done == 10 - before and summary.failed == 0
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM jobs").fetchone() == (10, 10)
-    assert conn.execute("SELECT COUNT(*) FROM jobs WHERE status = 'done'").fetchone()[0] == 10
-    assert conn.execute("SELECT MAX(attempts) FROM jobs").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM runs").fetchone() == (10, 10)
+    assert conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'done'").fetchone()[0] == 10
+    assert conn.execute("SELECT MAX(attempts) FROM runs").fetchone()[0] == 1
     keys = {j.key for j in expand_jobs(load_suite(suite), "cpu")}
-    assert {r[0] for r in conn.execute("SELECT key FROM jobs")} == keys
+    assert {r[0] for r in conn.execute("SELECT key FROM runs")} == keys
     assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 10
-    seeds = sorted(json.loads(r[0])["seed"] for r in conn.execute("SELECT settings FROM jobs"))
+    seeds = sorted(r[0] for r in conn.execute("SELECT seed FROM runs"))
     assert seeds == list(range(10))

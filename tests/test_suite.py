@@ -50,7 +50,7 @@ def test_good_suite_parses_and_expands(tmp_path):
     # vgg11: 2 seeds x 2 images; vgg13 pins seed 3: 1 x 2 images; layers stay inside a job
     assert len(jobs) == 6
     assert {(j.arch, j.seed) for j in jobs} == {("vgg11", 0), ("vgg11", 1), ("vgg13(pool=max)", 3)}
-    assert all(j.options == {"layers": ["pool1", "pool2"]} and j.size == 32 for j in jobs)
+    assert all(j.task_options() == {"layers": ["pool1", "pool2"]} and j.size == 32 for j in jobs)
     assert len({j.key for j in jobs}) == 6
 
 
@@ -74,16 +74,21 @@ def test_task_restricted_to_some_architectures(tmp_path):
     assert ":21:" in msg and "not among the suite's architectures" in msg
 
 
-def test_image_file_identity_is_its_content(tmp_path):
-    from archbench.sweep.jobs import image_identity
+def test_image_file_identity_is_its_content(tmp_path, photo_png):
+    from archbench.config import file_digest, resolve
 
-    f = tmp_path / "img.png"
-    f.write_bytes(b"abc")
-    first = image_identity(str(f))
-    assert first.startswith("sha256:")
-    f.write_bytes(b"abcd")
-    assert image_identity(str(f)) != first
-    assert image_identity(str(tmp_path / "absent.png")).startswith("missing:")
+    def key(path) -> str:
+        return resolve("vgg11", "reconstruct", [str(path)], device="cpu", size=32, iterations=2)[0].key
+
+    first = key(photo_png)
+    assert file_digest(str(photo_png)).startswith("sha256:")
+    moved = tmp_path / "elsewhere" / "other-name.png"
+    moved.parent.mkdir()
+    moved.write_bytes(photo_png.read_bytes())
+    assert key(moved) == first  # the content, not the path, is the identity
+    photo_png.write_bytes(photo_png.read_bytes() + b"\0")
+    assert key(photo_png) != first
+    assert file_digest(str(tmp_path / "absent.png")) is None
 
 
 def test_unknown_top_level_key_names_file_line_and_expectation(tmp_path):
@@ -131,14 +136,19 @@ def test_unknown_init_is_reported(tmp_path):
     assert ":4:" in msg and "unknown init 'gausian'" in msg
 
 
-def test_stacked_init_is_accepted(tmp_path):
-    from archbench.sweep.network import parse_stacked
+def test_stacked_init_is_accepted_and_resolved_with_every_option(tmp_path):
+    from archbench.config import canonical_init, parse_stacked
 
     suite = load_suite(write(tmp_path, GOOD.replace("seeds = [0, 1]", 'seeds = [0, 1]\ninits = ["stacked(candidates=2)"]')))
     assert suite.inits == ["stacked(candidates=2)"]
-    assert parse_stacked("stacked(candidates=2)")["candidates"] == 2
+    (init,) = {j.init for j in expand_jobs(suite, "cpu")}
+    assert init == canonical_init("stacked(candidates=2)", "cpu")
+    assert parse_stacked(init) == {"base": "gaussian:0.015", "candidates": 2, "iterations": 50, "reference": "astronaut",
+                                   "size": 64}
     with pytest.raises(ConfigError):
-        parse_stacked("stacked(candidate=2)")
+        canonical_init("stacked(candidate=2)", "cpu")
+    msg = error_of(tmp_path, GOOD.replace("seeds = [0, 1]", 'seeds = [0, 1]\ninits = ["stacked(candidate=2)"]'))
+    assert ":4:" in msg and "unknown option(s) candidate" in msg
 
 
 def test_builtin_suites_parse():

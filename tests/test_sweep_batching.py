@@ -37,18 +37,22 @@ def sweep(tmp_path: Path, name: str, images: list[str], batch_images: int):
 def test_batches_group_jobs_that_differ_only_in_their_image(tmp_path):
     store, summary = sweep(tmp_path, "b", ["astronaut", "coffee", "chelsea"], batch_images=2)
     assert summary.done == 6 and summary.failed == 0
+    from archbench.runner import batches as split
     from archbench.sweep import expand_jobs, load_suite
 
     jobs = expand_jobs(load_suite(tmp_path / "b.toml"), "cpu")
-    batches = LocalExecutor(batch_images=2).batches([j for j in jobs if j.seed == 0])
+    batches = split([j for j in jobs if j.seed == 0], 2)
     assert [[j.image for j in b] for b in batches] == [["astronaut", "coffee"], ["chelsea"]]
 
 
 def test_batched_sweep_stores_the_same_results_and_images_per_job(tmp_path, monkeypatch):
     one, _ = sweep(tmp_path, "one", ["astronaut", "coffee", "chelsea"], batch_images=1)
     single_runs = []
-    original = LocalExecutor.run_job
-    monkeypatch.setattr(LocalExecutor, "run_job", lambda self, job, *a, **k: single_runs.append(job) or original(self, job, *a, **k))
+    import archbench.runner as runner
+
+    original = runner.Batch.prepare
+    monkeypatch.setattr(runner.Batch, "prepare", classmethod(
+        lambda cls, configs, net: (single_runs.append(configs) if len(configs) == 1 else None) or original(configs, net)))
     many, summary = sweep(tmp_path, "many", ["astronaut", "coffee", "chelsea"], batch_images=3)
     assert not single_runs  # really batched: no job fell back to running alone
     assert summary.done == 6 and summary.failed == 0
@@ -67,7 +71,7 @@ def test_a_bad_image_in_a_batch_fails_only_its_own_job(tmp_path):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     store, summary = sweep(tmp_path, "bad", ["astronaut", str(bad), "coffee"], batch_images=3)
     assert summary.done == 4 and summary.failed == 2
-    failed = [j for j in store.jobs() if j.status == "failed"]
+    failed = [j for j in store.runs() if j.status == "failed"]
     assert len(failed) == 2 and all("corrupt" in (j.error or "") for j in failed)
 
 

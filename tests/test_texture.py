@@ -44,7 +44,7 @@ def test_texture_lowers_gram_distance_far_below_noise(texture_run) -> None:
     assert best < 0.2 * d_noise, (best, d_noise)
     # the recorded judge and the layer weights actually used
     r = report.results[-1]
-    assert r.extra["judge"] == f"random-vgg19(seed={RANDOM_VGG19.seed})"
+    assert r.judge == r.config.judge == RANDOM_VGG19.name
     assert set(r.extra["layer_weights"]) == {"gram:conv1_1", "gram:conv2_1", "gram:conv3_1"}
     assert r.extra["weighting"] == "auto"
 

@@ -58,9 +58,37 @@ class TappedNetwork(nn.Module):
     Subclasses set :attr:`taps` (forward order) and implement :meth:`_forward_taps`. Inputs are RGB
     images in ``[0, 1]``, shape ``(B, 3, H, W)``; :meth:`preprocess` maps them to what the network
     expects (ImageNet normalisation by default; override ``input_mean``/``input_std``).
+
+    The settings below are what tasks and weight loaders ask of an architecture. Each has a default
+    that works for any network; an architecture overrides them (as class or instance attributes)
+    where it knows better.
+
+    Attributes:
+        default_reconstruct_layers: layers ``reconstruct`` uses without ``--layer`` (None: the
+            first spatial tap of each stride level >= 1, i.e. pool1 ... pool5 for VGG).
+        default_style_layers: Gram layers of ``texture``/``style`` (None: conv1_1 ... conv5_1 where
+            present, else the first spatial tap of stride levels 0 ... 4).
+        default_content_layers: the content layer of ``style`` (None: conv2_2 where present, else
+            the last spatial tap at stride level 1).
+        default_patch_layers: layers of the neural-patches loss (None: conv3_1, conv4_1 where
+            present, else the first spatial tap of stride levels 2 and 3).
+        default_maximize_layer: the layer ``maximize`` uses by default (None: the last spatial tap
+            at stride level 3, else the deepest).
+        tap_hints: layer name -> why it is not a tap here and what to do (for error messages).
+        torchvision_keys: our state-dict key -> torchvision's, for ``--init pretrained`` (None: no
+            trained weights are known for this network).
+        torchvision_name: the torchvision model those keys belong to (None: found by shapes).
     """
 
     taps: list[Tap]
+    default_reconstruct_layers: list[str] | None = None
+    default_style_layers: list[str] | None = None
+    default_content_layers: list[str] | None = None
+    default_patch_layers: list[str] | None = None
+    default_maximize_layer: str | None = None
+    tap_hints: dict[str, str] = {}  # read-only default; architectures assign their own
+    torchvision_keys: dict[str, str] | None = None
+    torchvision_name: str | None = None
 
     def __init__(
         self,
@@ -86,12 +114,20 @@ class TappedNetwork(nn.Module):
             return self.taps[self._tap_index[name]]
         except KeyError:
             arch = self.provenance.spec or type(self).__name__
-            hint = getattr(self, "tap_hints", {}).get(name)
+            hint = self.tap_hints.get(name)
             if hint:
                 raise UnknownNameError(f"{arch} has no layer {name!r}: {hint}") from None
             raise UnknownNameError(
                 unknown_name_message(f"layer of {arch}", name, self.tap_names)
             ) from None
+
+    def load_pretrained(self) -> None:
+        """Load trained weights in place (``--init pretrained``), never downloading. Default:
+        torchvision's weights through :attr:`torchvision_keys`
+        (:func:`archbench.weights.load_pretrained_into`); adapters of other libraries override it."""
+        from archbench.weights import load_pretrained_into
+
+        load_pretrained_into(self)
 
     def taps_at_level(self, level: int) -> list[Tap]:
         """Taps whose output is at ``1/2**level`` of the input."""

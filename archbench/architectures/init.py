@@ -95,13 +95,7 @@ def initialize(net: TappedNetwork, init: str, seed: int = 0) -> TappedNetwork:
                 nn.init.zeros_(m.bias)
         _reset_norms(net)
     elif scheme == "pretrained":
-        load_pretrained = getattr(net, "load_pretrained", None)
-        if load_pretrained is None:
-            from archbench.weights import load_pretrained_into
-
-            load_pretrained_into(net)
-        else:
-            load_pretrained()
+        net.load_pretrained()
     elif scheme == "checkpoint":
         if not arg:
             raise ConfigError("init 'checkpoint' needs a path: checkpoint:PATH")

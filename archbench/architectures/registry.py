@@ -89,6 +89,25 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return m.group("name").strip(), opts
 
 
+def canonical_spec(spec: str, extra: dict[str, Any] | None = None) -> str:
+    """``spec`` with ``extra`` options merged, options sorted: ``vgg19(pool=max)``."""
+    name, opts = parse_spec(spec)
+    opts.update(extra or {})
+    if not opts:
+        return name
+    parts = []
+    for k in sorted(opts):
+        v = opts[k]
+        if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:\-]*", v) and v.lower() not in ("true", "false", "none", "null"):
+            text = v
+        elif isinstance(v, bool):
+            text = "true" if v else "false"
+        else:
+            text = repr(v)
+        parts.append(f"{k}={text}")
+    return f"{name}({','.join(parts)})"
+
+
 def _load_file_factory(name: str) -> ArchFactory:
     path_text, _, func = name.rpartition(":")
     path = Path(path_text).expanduser()

@@ -24,12 +24,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print a one-line error in red and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(code)
-
-
 @contextmanager
 def open_results(store: Path, suite: str | None = None) -> Iterator[ResultStore]:
     """Open an existing results store for reading; :class:`~archbench.errors.ConfigError` when it

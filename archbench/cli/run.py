@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -47,19 +48,22 @@ def progress_bar() -> Progress:
 
 
 def results_table(results, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
+    from archbench.metrics import scored_name
+
     metric_names: list[str] = []
     for r in results:
         for m in r.metrics:
             if m not in metric_names:
                 metric_names.append(m)
-    for col in ["image", "layer", "final_loss", *metric_names, "iters", "seconds", "status"]:
-        table.add_column(col, justify="left" if col in ("image", "layer", "status") else "right")
+    judge = next((r.judge for r in results if r.judge), None)
+    for col in ["image", "layer", "final_loss", *(scored_name(m, judge) for m in metric_names), "iters", "seconds", "status"]:
+        table.add_column(escape(col), justify="left" if col in ("image", "layer", "status") else "right")
     for r in results:
         vals = ["—" if r.metrics.get(m) is None else f"{r.metrics[m]:.4g}" for m in metric_names]
-        status = r.status if not r.error else f"[red]{r.status}: {r.error}[/]"
+        status = r.status if not r.error else f"[red]{escape(r.status)}: {escape(r.error)}[/]"
         loss = "—" if r.final_loss is None else f"{r.final_loss:.4g}"
-        table.add_row(r.image, r.layer, loss, *vals, str(r.iterations), f"{r.seconds:.1f}", status)
+        table.add_row(escape(r.image), escape(r.layer), loss, *vals, str(r.iterations), f"{r.seconds:.1f}", status)
     return table
 
 
@@ -95,7 +99,8 @@ def run(
     phases: Annotated[int | None, typer.Option(help="Coarse-to-fine phases (any task): phase p of N at size/2^(N-p), each from the upsampled previous result; --iters per phase. Default 1.")] = None,
 ) -> None:
     """Run one task on one architecture, write images and scored results, and print a table."""
-    from archbench.runner import prepare_run
+    from archbench.config import resolve
+    from archbench.runner import prepare, run_configs
 
     options = parse_options(option)
     layers = split_list(layer)
@@ -103,39 +108,24 @@ def run(
         options["layers"] = layers
     if channels is not None:
         options["channels"] = channels
-    for key, value in (("normalize", normalize), ("tv_weight", tv_weight), ("tv_beta", tv_beta), ("alpha_weight", alpha_weight)):
-        if value is not None:
-            options[key] = value
-    for key, value in (("style", style), ("content", content), ("start", start), ("preset", preset), ("weighting", weighting), ("gram_norm", gram_norm)):
-        if value is not None:
-            options[key] = value
-    for key, value in (("loss", loss), ("phases", phases)):
-        if value is not None:
-            options[key] = value
-    if iters is None and preset is not None:
-        from archbench.tasks.presets import preset_iterations
-
-        iters = preset_iterations(preset)  # the tool's own budget, e.g. 2000 for gatys-texture
-    prepared = prepare_run(
-        arch,
-        task,
-        images=split_list(image) or ["astronaut"],
-        size=size,
-        iterations=iters,
-        seed=seed,
-        init=init,
-        device=device,
-        metrics=split_list(metrics) or None,
-        options=options,
-        optimizer=optimizer,
-        history=history,
+    flags = {
+        "normalize": normalize, "tv_weight": tv_weight, "tv_beta": tv_beta, "alpha_weight": alpha_weight,
+        "style": style, "content": content, "start": start, "preset": preset, "weighting": weighting,
+        "gram_norm": gram_norm, "loss": loss, "phases": phases,
+    }
+    options.update({k: v for k, v in flags.items() if v is not None})
+    configs = resolve(
+        arch, task, split_list(image) or ["astronaut"], size=size, iterations=iters, seed=seed, init=init,
+        device=device, metrics=split_list(metrics) or None, options=options, optimizer=optimizer, history=history,
         judge=judge,
     )
-    dev = prepared.device
+    plan = prepare(configs, batch_images=len(configs))  # networks built, every input checked: nothing runs yet
+    first = configs[0]
     console.print(
-        f"[bold]{task}[/] on [bold]{arch}[/] ({init}, seed {seed}): {prepared.size} px, "
-        f"{prepared.iterations} iterations, {prepared.settings['optimizer']}, on {dev}"
-        + ("" if dev.type == "cuda" else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
+        f"[bold]{escape(task)}[/] on [bold]{escape(first.arch)}[/] ({escape(first.init)}, seed {seed}): {first.size} px, "
+        f"{first.iterations} iterations, {first.optimizer}, on {first.device}"
+        + (f", gram judge {first.judge}" if first.judge else "")
+        + ("" if first.device.startswith("cuda") else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
         highlight=False,
     )
     with progress_bar() as bar:
@@ -144,11 +134,12 @@ def run(
         def progress(done: int, total: int) -> None:
             bar.update(bar_task, completed=done, total=total)
 
-        report = prepared.execute(out, progress)
-    for name, why in report.unavailable.items():
-        err_console.print(f"[yellow]note:[/] metric {name} unavailable: {why}", highlight=False)
-    console.print(results_table(report.results, f"{task} · {arch} · {init} · seed {seed}"))
-    console.print(f"results: {', '.join(str(p) for p in report.files)}", highlight=False)
+        report = run_configs(configs, out_dir=out, progress=progress, plan=plan)
+    unavailable = {m: why for r in report.results for m, why in r.extra.get("unavailable", {}).items()}
+    for name, why in unavailable.items():
+        err_console.print(f"[yellow]note:[/] metric {escape(name)} unavailable: {escape(why)}", highlight=False)
+    console.print(results_table(report.results, f"{task} · {first.arch} · {first.init} · seed {seed}"))
+    console.print(f"results: {', '.join(str(p) for p in report.files)}", highlight=False, markup=False)
     failed = [r for r in report.results if r.status != "done"]
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(report.results)} optimisations failed[/]")

@@ -17,18 +17,6 @@ FORMATS = ("table", "json")
 DEFAULT_METRICS = ("lpips-alex", "lpips-vgg", "ssim", "psnr", "spectrum", "color-swd")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"invalid device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available here")
-    return device
-
-
 def score_images(
     image_a: str, image_b: str, metrics: list[str], size: int | None = None, device: str = "cpu"
 ) -> tuple[dict[str, float | None], dict[str, str]]:
@@ -38,11 +26,12 @@ def score_images(
         ``(values, unavailable)``: metric -> value (``None`` where it could not be computed) and
         metric -> reason for those.
     """
+    from archbench.config import resolve_device
     from archbench.images import load_image
     from archbench.metrics import MetricUnavailable, get_metric
 
     chosen = [get_metric(m) for m in metrics]  # unknown names fail before any work
-    dev = _device(device)
+    dev = torch.device(resolve_device(device))
     a = load_image(image_a, size=size).to(dev)
     b = load_image(image_b, size=size).to(dev)
     values: dict[str, float | None] = {}

@@ -18,20 +18,20 @@ def stack(
     candidates: Annotated[int, typer.Option(help="Random weight sets tried per convolution.")] = 5,
     reference: Annotated[str, typer.Option(help="Reference image reconstructed through each layer.")] = "astronaut",
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (use it with --init checkpoint:PATH).")] = Path("ranvgg.pt"),
-    size: Annotated[int | None, typer.Option(help="Image side in px. Default: 256 on GPU, 64 on CPU.")] = None,
-    iters: Annotated[int | None, typer.Option("--iters", help="Optimiser iterations per reconstruction. Default: 500 on GPU, 50 on CPU.")] = None,
+    size: Annotated[int | None, typer.Option(help="Image side in px. Default: 256 on GPU, 64 on CPU.", min=1)] = None,
+    iters: Annotated[int | None, typer.Option("--iters", help="Optimiser iterations per reconstruction. Default: 500 on GPU, 50 on CPU.", min=1)] = None,
     seed: Annotated[int, typer.Option(help="Base seed: other weights, the noise start, and the candidates' derived seeds.")] = 0,
     init: Annotated[str, typer.Option(help="Random scheme the candidates are drawn from.")] = "gaussian:0.015",
     layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Conv layers to stack (default all).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
 ) -> None:
     """Choose each convolution's random weights greedily by reconstruction loss; save a checkpoint."""
-    from archbench.runner import resolve_device
+    from archbench.config import defaults_for, resolve_device
     from archbench.tasks.stack import build_stacked
 
     dev = resolve_device(device)
-    size = size or (256 if dev.type == "cuda" else 64)
-    iters = iters or (500 if dev.type == "cuda" else 50)
+    size = size or defaults_for(dev).stack_size
+    iters = iters or defaults_for(dev).stack_iterations
     console.print(
         f"stacking [bold]{arch}[/] ({init}, base seed {seed}): {candidates} candidates per layer, "
         f"reference {reference}, {size} px, {iters} iterations, on {dev}",

@@ -71,7 +71,7 @@ def sweep(
     gpus_per_job: Annotated[float | None, typer.Option(help="ray: GPUs per job (0.5 packs two per GPU); default 1 for cuda jobs, 0 for cpu jobs.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="ray: re-runs of a job whose worker died (default 3); a job failing by itself is not retried.")] = None,
     shared_dir: Annotated[Path | None, typer.Option(help="ray: folder every node sees; workers write the images there instead of sending them back.")] = None,
-    batch_images: Annotated[int | None, typer.Option(help="local: jobs differing only in their image run as one batch of up to N images (default 16 on CUDA, 1 on CPU).")] = None,
+    batch_images: Annotated[int | None, typer.Option(help="Jobs differing only in their image run as one batch of up to N images (default 16 on CUDA, 1 on CPU); local and ray.", min=1)] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda (default: the suite's device).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for output images (default: images/ beside the store).")] = None,
     skip_failed: Annotated[bool, typer.Option("--skip-failed", help="Do not re-run jobs stored as failed.")] = False,
@@ -98,8 +98,6 @@ def sweep(
         raise ConfigError(f"{flags}: for --executor ray only")
     executor_options = dict(ray_options)
     if batch_images is not None:
-        if executor != "local":
-            raise ConfigError("--batch-images: for --executor local only")
         executor_options["batch_images"] = batch_images
     with ResultStore(store) as db:
         summary = run_suite_with_progress(suite, db, executor=executor, device=device, out=out,

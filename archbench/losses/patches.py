@@ -220,9 +220,8 @@ def default_patch_layers(net: TappedNetwork) -> list[str]:
     """Layers of the patch loss by default: the net's ``default_patch_layers`` if declared;
     ``conv3_1, conv4_1`` when present (Champandard 2016); otherwise the first spatial tap of
     stride levels 2 and 3 (a non-pool tap where there is one)."""
-    declared = getattr(net, "default_patch_layers", None)
-    if declared:
-        return list(declared)
+    if net.default_patch_layers:
+        return list(net.default_patch_layers)
     names = set(net.tap_names)
     if all(n in names for n in DEFAULT_PATCH_LAYERS):
         return list(DEFAULT_PATCH_LAYERS)

@@ -8,10 +8,12 @@ from archbench.metrics.base import (
     METRICS,
     Metric,
     MetricUnavailable,
+    base_metric,
     compute_metrics,
     get_metric,
     list_metrics,
     register_metric,
+    scored_name,
 )
 
 # built-in metrics register themselves on import
@@ -24,8 +26,10 @@ __all__ = [
     "METRICS",
     "Metric",
     "MetricUnavailable",
+    "base_metric",
     "compute_metrics",
     "get_metric",
     "list_metrics",
     "register_metric",
+    "scored_name",
 ]

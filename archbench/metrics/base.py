@@ -36,6 +36,8 @@ class Metric:
         reference: which image the task compares the output with: ``"target"`` or ``"style"``.
         requires: names of trained weights the metric needs (for ``archbench weights status``).
         description: one line for ``archbench list metrics``.
+        judged: scored in the judge network (:mod:`archbench.metrics.gram`): a run's configuration
+            then records which judge, and reports name it with the metric (``gram@trained-vgg16``).
     """
 
     name: str
@@ -44,6 +46,7 @@ class Metric:
     reference: str = "target"
     requires: tuple[str, ...] = ()
     description: str = ""
+    judged: bool = False
 
     def __call__(self, output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         return self.fn(output, reference)
@@ -59,12 +62,13 @@ def register_metric(
     reference: str = "target",
     requires: tuple[str, ...] = (),
     description: str | None = None,
+    judged: bool = False,
 ) -> Callable[[MetricFn], MetricFn]:
     """Decorator registering a batched metric function under ``name``."""
 
     def deco(fn: MetricFn) -> MetricFn:
         doc = description or (fn.__doc__ or "").strip().splitlines()[0] if (description or fn.__doc__) else ""
-        METRICS.add(name, Metric(name, fn, higher_is_better, reference, requires, doc))
+        METRICS.add(name, Metric(name, fn, higher_is_better, reference, requires, doc, judged))
         return fn
 
     return deco
@@ -73,6 +77,23 @@ def register_metric(
 def get_metric(name: str) -> Metric:
     """The metric registered as ``name`` (helpful error with suggestions otherwise)."""
     return METRICS.get(name)
+
+
+def scored_name(metric: str, judge: str | None) -> str:
+    """How results name ``metric`` scored by ``judge``: ``gram@trained-vgg16`` for a judged metric,
+    the metric's own name otherwise (an unknown metric counts as not judged)."""
+    if not judge:
+        return metric
+    try:
+        judged = get_metric(metric).judged
+    except ArchbenchError:
+        judged = False
+    return f"{metric}@{judge}" if judged else metric
+
+
+def base_metric(name: str) -> str:
+    """The metric of a scored name: ``gram@trained-vgg16`` -> ``gram``."""
+    return name.split("@", 1)[0]
 
 
 def list_metrics(pattern: str | None = None) -> list[str]:

@@ -20,7 +20,8 @@ identical Gram statistics; lower is better.
 
 The runner picks the judge with :func:`judge_for` (which refuses a candidate that collides with
 it) and makes it current with :func:`use_judge` while metrics are computed; results record
-:attr:`Judge.label`.
+:attr:`Judge.name` in its configuration (:attr:`archbench.config.RunConfig.judge`), which is part of
+the result's key: a run scored by another judge is another result.
 """
 
 from __future__ import annotations
@@ -49,21 +50,48 @@ RANDOM_INITS = ("gaussian", "kaiming", "orthogonal", "uniform")
 
 @dataclass(frozen=True)
 class Judge:
-    """A judge network: ``spec``/``init``/``seed`` as for :func:`archbench.architectures.create_arch`."""
+    """A judge network: ``spec``/``init``/``seed`` as for :func:`archbench.architectures.create_arch`.
+
+    ``weights`` names the weights themselves (what a result's key records with the judge's name).
+    """
 
     name: str
     spec: str
     init: str
     seed: int
+    weights: str
 
     @property
     def label(self) -> str:
-        """What results record, e.g. ``trained-vgg16`` or ``random-vgg19(seed=20160)``."""
+        """What reports show, e.g. ``trained-vgg16`` or ``random-vgg19(seed=20160)``."""
         return self.name if self.init == "pretrained" else f"{self.name}(seed={self.seed})"
 
+    def identity(self) -> dict[str, str]:
+        """The judge as part of a run's identity: its name, network and weights."""
+        return {"name": self.name, "network": self.spec, "weights": self.weights}
 
-TRAINED_VGG16 = Judge("trained-vgg16", "vgg16(fc=false)", "pretrained", 0)
-RANDOM_VGG19 = Judge("random-vgg19", "vgg19(fc=false)", "gaussian:0.015", JUDGE_SEED)
+
+TRAINED_VGG16 = Judge("trained-vgg16", "vgg16(fc=false)", "pretrained", 0, "torchvision vgg16 IMAGENET1K_V1")
+RANDOM_VGG19 = Judge("random-vgg19", "vgg19(fc=false)", "gaussian:0.015", JUDGE_SEED, f"gaussian:0.015 seed {JUDGE_SEED}")
+#: the judges by name
+JUDGES: dict[str, Judge] = {j.name: j for j in (TRAINED_VGG16, RANDOM_VGG19)}
+#: the judge of results stored before judges were recorded (store schema 1 without a record)
+UNRECORDED = "unrecorded"
+
+
+def get_judge(name: str) -> Judge:
+    """The judge called ``name`` (``trained-vgg16``, ``random-vgg19``)."""
+    try:
+        return JUDGES[name]
+    except KeyError:
+        raise ConfigError(f"unknown judge {name!r}; valid: {', '.join(JUDGES)}") from None
+
+
+def judge_identity(name: str) -> dict[str, str]:
+    """What a run's key records of its judge ``name``."""
+    if name == UNRECORDED:
+        return {"name": UNRECORDED}
+    return get_judge(name).identity()
 
 
 @lru_cache(maxsize=1)
@@ -203,5 +231,6 @@ register_metric(
     "gram",
     higher_is_better=False,
     reference="style",
+    judged=True,
     description="Gram distance to the style/texture image in a fixed judge network (Ustyuzhaninov et al. VGG loss)",
 )(_gram_metric)

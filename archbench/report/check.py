@@ -91,18 +91,29 @@ def _direction(metric: str) -> bool:
         return True
 
 
+def _judged(metric: str) -> bool:
+    from archbench.metrics import get_metric
+
+    try:
+        return get_metric(metric).judged
+    except Exception:
+        return False
+
+
 def score_entries(results: list[StoredResult]) -> list[dict[str, Any]]:
-    """Mean of every metric (and ``final_loss``) per task, arch, init and layer over (image, seed)."""
-    acc: dict[tuple[str, str, str, str, str], list[float]] = defaultdict(list)
+    """Mean of every metric (and ``final_loss``) per task, arch, init, layer and -- for a metric
+    scored in a judge network -- judge, over (image, seed)."""
+    acc: dict[tuple[str, str, str, str, str, str], list[float]] = defaultdict(list)
     for r in results:
         values = dict(r.metrics)
         values[LOSS] = r.final_loss
         for m, v in values.items():
             if v is not None and math.isfinite(v):
-                acc[(r.task, r.arch, r.init, r.layer, m)].append(float(v))
+                judge = (r.judge or "") if _judged(m) else ""
+                acc[(r.task, r.arch, r.init, r.layer, m, judge)].append(float(v))
     out = []
-    for (task, arch, init, layer, m), vals in sorted(acc.items()):
-        out.append({"task": task, "arch": arch, "init": init, "layer": layer, "metric": m,
+    for (task, arch, init, layer, m, judge), vals in sorted(acc.items()):
+        out.append({"task": task, "arch": arch, "init": init, "layer": layer, "metric": m, "judge": judge or None,
                     "higher_is_better": _direction(m), "mean": stats.mean(vals), "n": len(vals)})
     return out
 
@@ -140,7 +151,7 @@ def make_baseline(
 
     tol = dict(DEFAULT_TOLERANCES)
     tol.update(tolerances or {})
-    jobs = store.jobs(suite=suite, keys=keys)
+    jobs = store.runs(suite=suite, keys=keys)
     results = store.results(suite=suite, keys=keys)
     if not results:
         raise ConfigError(f"no done results of suite {suite!r} in the store; run `archbench sweep {suite}` first")
@@ -235,7 +246,9 @@ def compare(baseline: dict[str, Any], current: list[dict[str, Any]], allow_impro
     rep = CheckReport(baseline.get("suite", "?"), allow_improvements=allow_improvements)
 
     def key(e: dict[str, Any]) -> tuple[str, str, str, str, str]:
-        return (e["task"], e["arch"], e["init"], e["layer"], e["metric"])
+        from archbench.metrics import scored_name
+
+        return (e["task"], e["arch"], e["init"], e["layer"], scored_name(e["metric"], e.get("judge")))
 
     cur = {key(e): e for e in current}
     seen = set()

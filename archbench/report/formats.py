@@ -110,6 +110,7 @@ def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
     out.append(
         "Means over images × seeds; 95% percentile-bootstrap CI of the mean; p: two-sided Wilcoxon signed-rank "
         "test against the reference over matched (image, seed) pairs, Holm-corrected per table (* < 0.05, ** < 0.01)."
+        + (" " + _md_escape(lb.judge_note) if lb.judge_note else "")
     )
     out.append("")
     if lb.overall:

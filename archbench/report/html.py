@@ -449,7 +449,8 @@ def to_html(lb: Leaderboard, store=None, max_images: int = 6, correlation=None) 
         + "</p>",
         '<p class="note">Means over images × seeds; CI: 95% percentile bootstrap of the mean; p: two-sided Wilcoxon '
         "signed-rank test against the reference over matched (image, seed) pairs, Holm-corrected per table "
-        "(* &lt; 0.05, ** &lt; 0.01). Click a column header to sort.</p>",
+        "(* &lt; 0.05, ** &lt; 0.01). Click a column header to sort."
+        + (" " + esc(lb.judge_note) if lb.judge_note else "") + "</p>",
     ]
     if lb.overall:
         h.append('<h2>Overall</h2><table class="sortable" id="overall"><thead><tr><th>rank</th>'

@@ -1,7 +1,8 @@
 """Leaderboards built from the results store.
 
 The ranked unit is an architecture with its weights: the arch spec, or ``spec @ init`` when the
-data holds that spec with several inits. For every task, metric and layer -- plus ``layer =
+data holds that spec with several inits. A metric scored in a judge network is named with its
+judge (``gram@trained-vgg16``): scores of different judges are different boards, never averaged. For every task, metric and layer -- plus ``layer =
 "all"``, where a unit's value for an (image, seed) pair is the mean over the layers the task
 used -- each unit gets:
 
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archbench.report import stats
-from archbench.store import ResultStore, StoredJob, StoredResult
+from archbench.store import ResultStore, StoredResult, StoredRun
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +84,35 @@ class Leaderboard:
     boards: list[Board]
     overall: list[OverallEntry]
     observations: list[StoredResult]
-    jobs: list[StoredJob]
+    jobs: list[StoredRun]
     units: dict[tuple[str, str], str]
     generated: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[StoredJob]:
+    def failed(self) -> list[StoredRun]:
         return [j for j in self.jobs if j.status != "done"]
 
+    @property
+    def judge_note(self) -> str:
+        """One sentence naming the judge networks of the judged metrics (``gram@J``), or ``""``."""
+        from archbench.metrics.gram import JUDGES
+
+        judges = sorted({b.metric.split("@", 1)[1] for b in self.boards if "@" in b.metric})
+        if not judges:
+            return ""
+        named = [f"{j}: {JUDGES[j].spec} with {JUDGES[j].weights}" if j in JUDGES else f"{j}: not recorded" for j in judges]
+        return "METRIC@JUDGE: scored in that judge network (" + "; ".join(named) + "); different judges are never averaged."
+
     def board(self, task: str, metric: str, layer: str = ALL_LAYERS) -> Board | None:
-        for b in self.boards:
-            if (b.task, b.metric, b.layer) == (task, metric, layer):
-                return b
-        return None
+        """The board of ``task``, ``metric`` and ``layer``; a judged metric's plain name
+        (``gram``) finds its board when one judge scored it (``gram@trained-vgg16``)."""
+        from archbench.metrics import base_metric
+
+        exact = [b for b in self.boards if (b.task, b.metric, b.layer) == (task, metric, layer)]
+        loose = [b for b in self.boards if (b.task, base_metric(b.metric), b.layer) == (task, metric, layer)]
+        return (exact or (loose if len(loose) == 1 else []) or [None])[0]
 
     def to_json(self) -> dict[str, Any]:
         """Plain data of the leaderboard (what ``--format json`` writes)."""
@@ -122,10 +137,10 @@ class Leaderboard:
 
 
 def _metric_direction(name: str) -> bool:
-    from archbench.metrics import get_metric
+    from archbench.metrics import base_metric, get_metric
 
     try:
-        return get_metric(name).higher_is_better
+        return get_metric(base_metric(name)).higher_is_better
     except Exception:  # a metric from a plugin that is not installed here
         log.warning("metric %r is not registered here; ranking it as higher-is-better", name)
         return True
@@ -162,7 +177,7 @@ def resolve_reference(reference: str | None, units: dict[tuple[str, str], str]) 
 
 def build_leaderboard(
     results: list[StoredResult],
-    jobs: list[StoredJob] | None = None,
+    jobs: list[StoredRun] | None = None,
     *,
     reference: str | None = None,
     suite: str | None = None,
@@ -181,11 +196,14 @@ def build_leaderboard(
     per_layer_acc: dict[tuple[str, str, str, tuple[str, int]], list[float]] = defaultdict(list)
     layer_order: dict[str, list[str]] = defaultdict(list)
     metric_order: dict[str, list[str]] = defaultdict(list)
+    from archbench.metrics import scored_name
+
     for r in results:
         unit = units[(r.arch, r.init)]
         if r.layer not in layer_order[r.task]:
             layer_order[r.task].append(r.layer)
-        for m, v in r.metrics.items():
+        for name, v in r.metrics.items():
+            m = scored_name(name, r.judge)
             if m not in metric_order[r.task]:
                 metric_order[r.task].append(m)
             if v is None:
@@ -267,6 +285,6 @@ def leaderboard_from_store(
             if len(names) == 1:
                 reference = store.suite_reference(names[0])
     results = store.results(suite=suite, keys=keys)
-    jobs = store.jobs(suite=suite, keys=keys)
+    jobs = store.runs(suite=suite, keys=keys)
     lb = build_leaderboard(results, jobs, reference=reference, suite=suite)
     return lb

@@ -1,5 +1,5 @@
-"""The results store (SQLite): one row per sweep job, resumable and safe for concurrent sweeps."""
+"""The results store (SQLite): one row per run, resumable and safe for concurrent sweeps."""
 
-from archbench.store.db import DEFAULT_STORE, SCHEMA_VERSION, ResultStore, StoredJob, StoredResult
+from archbench.store.db import DEFAULT_STORE, SCHEMA_VERSION, ResultStore, StoredResult, StoredRun
 
-__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "ResultStore", "StoredJob", "StoredResult"]
+__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "ResultStore", "StoredResult", "StoredRun"]

@@ -1,33 +1,38 @@
 """The results store: an embedded SQLite database.
 
-Default location ``archbench-results/results.db`` (``--store`` to choose). Schema (version 1):
+Default location ``archbench-results/results.db`` (``--store`` to choose). Schema version 2, each
+fact in one place:
 
-``jobs`` -- one row per job::
+``runs`` -- one row per run (one :class:`~archbench.config.RunConfig`, one sweep job)::
 
-    key TEXT PRIMARY KEY      hash of the resolved configuration (archbench.sweep.jobs.Job.key)
-    suite TEXT                suite that first stored it (membership: table suite_jobs)
-    arch, init, seed, task    what ran
-    layers TEXT               JSON list of the layers the job produced
-    image, image_source       image label and source (built-in name or path)
-    size, iterations          settings summary; settings TEXT: JSON of the full configuration
-    metrics TEXT              JSON {layer: {metric: value}}
-    final_loss TEXT           JSON {layer: loss}
-    loss_trace TEXT           JSON {layer: [loss per iteration]}
-    paths TEXT                JSON {layer: {kind: path}} of the output images
+    key TEXT PRIMARY KEY      the configuration's key (archbench.config.RunConfig.key)
+    config TEXT               the resolved configuration (JSON; RunConfig.from_json reads it)
+    arch, init, seed, task, image, size, iterations, device, judge
+                              generated (virtual) columns read from ``config``, for SQL queries
+    image_label TEXT          the image's short label (built-in name or file stem)
     status TEXT               'done' or 'failed'; error TEXT: the reason of a failure
-    started, finished REAL    UNIX times; seconds REAL: job wall time; build_seconds REAL
-    device TEXT, host TEXT    where it ran; versions TEXT: JSON of package versions
-    attempts INTEGER          how many times it was stored (failed jobs are retried)
+    started, finished REAL    UNIX times; seconds REAL: run wall time; build_seconds REAL
+    host TEXT                 where it was stored from; versions TEXT: JSON of package versions
+    provenance TEXT           JSON: the network's weights source, executor details, migration
+    attempts INTEGER          how many times it was stored (failed runs are retried)
 
-``results`` -- one row per (job, layer) with the same per-layer fields (for SQL queries);
-``scores`` -- one row per (job, layer, metric) with the value; ``suite_jobs`` -- (suite, key);
-``suites`` -- each suite's resolved definition (JSON) and reference; ``meta`` -- schema version.
+``results`` -- one row per (run, layer): status, error, final loss, iterations, evaluations,
+seconds, device, loss trace (JSON), image paths (JSON), ``extra`` (JSON: the task's provenance,
+e.g. layer weights); ``scores`` -- one row per (run, layer, metric) with the value (NULL where it
+could not be computed); ``suite_runs`` -- (suite, run key) membership; ``suites`` -- each suite's
+resolved definition (JSON) and reference; ``meta`` -- the schema version.
 
-Durability and concurrency: WAL journal, 60 s busy timeout, and every job written in its own
-``BEGIN IMMEDIATE`` transaction, so a killed sweep (Ctrl-C, ``kill -9``) loses only the jobs that
-were running and several sweeps may write to one store at once. A ``done`` row is never replaced
-(``INSERT ... ON CONFLICT(key) DO UPDATE ... WHERE status != 'done'``): the first finished result
-of a job wins, and a failed row is replaced by a later attempt.
+Everything written is read back: :meth:`ResultStore.outcome` rebuilds a run's
+:class:`~archbench.results.RunOutcome` with its :class:`~archbench.results.Result` s.
+
+A schema-1 store (archbench before run configurations) is migrated in place when it is opened,
+after a copy of it is kept as ``<file>.schema1.bak`` (see :mod:`archbench.store.migrate`).
+
+Durability and concurrency: WAL journal, 60 s busy timeout, and every run written in its own
+``BEGIN IMMEDIATE`` transaction, so a killed sweep (Ctrl-C, ``kill -9``) loses only the runs that
+were in progress and several sweeps may write to one store at once. A ``done`` row is never
+replaced (``INSERT ... ON CONFLICT(key) DO UPDATE ... WHERE status != 'done'``): the first finished
+result of a run wins, and a failed row is replaced by a later attempt.
 """
 
 from __future__ import annotations
@@ -45,72 +50,79 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench.config import HasConfig, RunConfig
 from archbench.errors import ConfigError
+from archbench.results import Result, RunOutcome
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE = Path("archbench-results") / "results.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
+#: columns of ``runs`` generated from its ``config`` JSON: (name, SQL type, JSON path)
+CONFIG_COLUMNS = (
+    ("arch", "TEXT", "$.arch"),
+    ("init", "TEXT", "$.init"),
+    ("seed", "INTEGER", "$.seed"),
+    ("task", "TEXT", "$.task"),
+    ("image", "TEXT", "$.image"),
+    ("size", "INTEGER", "$.size"),
+    ("iterations", "INTEGER", "$.iterations"),
+    ("device", "TEXT", "$.device"),
+    ("judge", "TEXT", "$.judge"),
+)
+
+_GENERATED = ",\n".join(f"    {n} {t} GENERATED ALWAYS AS (json_extract(config, '{p}')) VIRTUAL" for n, t, p in CONFIG_COLUMNS)
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS jobs (
+CREATE TABLE IF NOT EXISTS runs (
     key TEXT PRIMARY KEY,
-    suite TEXT NOT NULL,
-    arch TEXT NOT NULL,
-    init TEXT NOT NULL,
-    seed INTEGER NOT NULL,
-    task TEXT NOT NULL,
-    layers TEXT NOT NULL,
-    image TEXT NOT NULL,
-    image_source TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    iterations INTEGER NOT NULL,
-    settings TEXT NOT NULL,
-    metrics TEXT NOT NULL,
-    final_loss TEXT NOT NULL,
-    loss_trace TEXT NOT NULL,
-    paths TEXT NOT NULL,
+    config TEXT NOT NULL,
+{_GENERATED},
+    image_label TEXT NOT NULL,
     status TEXT NOT NULL,
     error TEXT,
     started REAL,
     finished REAL,
     seconds REAL,
     build_seconds REAL,
-    device TEXT,
     host TEXT,
-    versions TEXT,
+    versions TEXT NOT NULL,
+    provenance TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 1
 );
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE TABLE IF NOT EXISTS results (
-    job_key TEXT NOT NULL,
+    run_key TEXT NOT NULL,
     layer TEXT NOT NULL,
+    position INTEGER NOT NULL,
     status TEXT NOT NULL,
     error TEXT,
     final_loss REAL,
     iterations INTEGER,
     evaluations INTEGER,
     seconds REAL,
-    metrics TEXT NOT NULL,
+    device TEXT,
     loss_trace TEXT NOT NULL,
     paths TEXT NOT NULL,
     extra TEXT NOT NULL,
-    PRIMARY KEY (job_key, layer)
+    PRIMARY KEY (run_key, layer)
 );
 CREATE TABLE IF NOT EXISTS scores (
-    job_key TEXT NOT NULL,
+    run_key TEXT NOT NULL,
     layer TEXT NOT NULL,
     metric TEXT NOT NULL,
     value REAL,
-    PRIMARY KEY (job_key, layer, metric)
+    PRIMARY KEY (run_key, layer, metric)
 );
-CREATE TABLE IF NOT EXISTS suite_jobs (suite TEXT NOT NULL, job_key TEXT NOT NULL, PRIMARY KEY (suite, job_key));
+CREATE TABLE IF NOT EXISTS suite_runs (suite TEXT NOT NULL, run_key TEXT NOT NULL, PRIMARY KEY (suite, run_key));
 CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, reference TEXT, definition TEXT NOT NULL, updated REAL);
 """
 
 
-def _finite(v: Any) -> float | None:
+def finite(v: Any) -> float | None:
+    """``v`` as a finite float, else None (what the store keeps of NaN and infinities)."""
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -118,47 +130,45 @@ def _finite(v: Any) -> float | None:
     return f if f == f and f not in (float("inf"), float("-inf")) else None
 
 
-@dataclass
-class StoredResult:
-    """One (job, layer) row read back from the store, with its job's identity."""
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script`` (split at semicolons)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
 
-    key: str
-    suite: str
-    arch: str
-    init: str
-    seed: int
-    task: str
+
+@dataclass
+class StoredRun(HasConfig):
+    """One row of ``runs``, read back."""
+
+    config: RunConfig
+    status: str
+    error: str | None
+    attempts: int = 1
+    started: float | None = None
+    finished: float | None = None
+    seconds: float | None = None
+    build_seconds: float | None = None
+    host: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StoredResult(HasConfig):
+    """One (run, layer) row read back from the store, with its run's configuration."""
+
+    config: RunConfig
     layer: str
-    image: str
     status: str
     error: str | None
     metrics: dict[str, float | None]
     final_loss: float | None
-    loss_trace: list[float]
-    paths: dict[str, str]
-    size: int = 0
+    loss_trace: list[float] = field(default_factory=list)
+    paths: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
     iterations: int = 0
-    device: str = ""
+    evaluations: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class StoredJob:
-    """One row of ``jobs`` (the per-layer fields as dicts keyed by layer)."""
-
-    key: str
-    suite: str
-    arch: str
-    init: str
-    seed: int
-    task: str
-    image: str
-    status: str
-    error: str | None
-    layers: list[str] = field(default_factory=list)
-    attempts: int = 1
-    seconds: float | None = None
-    device: str | None = None
+    device: str = ""
 
 
 class ResultStore:
@@ -180,16 +190,29 @@ class ResultStore:
             if self.path is not None:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-            with self.transaction():
-                for statement in _statements(_SCHEMA):
-                    self.conn.execute(statement)
-                row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-                if row is None:
-                    self.conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                elif int(row[0]) != SCHEMA_VERSION:
-                    raise ConfigError(f"store {path} has schema version {row[0]}; this archbench reads {SCHEMA_VERSION}")
+            self._open_schema(str(path))
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"cannot open results store {str(path)!r}: {exc}") from None
+
+    def _open_schema(self, name: str) -> None:
+        version = self._schema_version()
+        if version == 1:
+            from archbench.store.migrate import migrate_v1
+
+            migrate_v1(self)
+            version = self._schema_version()
+        if version not in (None, SCHEMA_VERSION):
+            raise ConfigError(f"store {name} has schema version {version}; this archbench reads {SCHEMA_VERSION}")
+        with self.transaction() as c:
+            for statement in statements(SCHEMA):
+                c.execute(statement)
+            c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def _schema_version(self) -> int | None:
+        if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return None
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return int(row[0]) if row else None
 
     @property
     def root(self) -> Path:
@@ -229,73 +252,59 @@ class ResultStore:
             )
 
     def add_to_suite(self, suite: str, keys: Iterable[str]) -> None:
-        """Mark jobs as members of ``suite`` (a job may belong to several suites)."""
+        """Mark runs as members of ``suite`` (a run may belong to several suites)."""
         with self.transaction() as c:
-            c.executemany("INSERT OR IGNORE INTO suite_jobs VALUES (?, ?)", [(suite, k) for k in keys])
+            c.executemany("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", [(suite, k) for k in keys])
 
-    def put(self, outcome: Any) -> bool:
-        """Store one :class:`~archbench.sweep.executor.JobOutcome` in its own transaction.
+    def put(self, outcome: RunOutcome, suite: str | None = None) -> bool:
+        """Store one :class:`~archbench.results.RunOutcome` in its own transaction (and, with
+        ``suite``, mark it a member of that suite).
 
-        Returns True when written, False when the job was already stored as done (by this or a
+        Returns True when written, False when the run was already stored as done (by this or a
         concurrent sweep); a done row is never overwritten.
         """
-        job = outcome.job
+        config = outcome.config
         results = outcome.results
-        rel = self._relpaths
-        metrics = {r.layer: {m: _finite(v) for m, v in r.metrics.items()} for r in results}
         row = {
-            "key": job.key,
-            "suite": job.suite,
-            "arch": job.arch,
-            "init": job.init,
-            "seed": job.seed,
-            "task": job.task,
-            "layers": json.dumps([r.layer for r in results]),
-            "image": job.image_label,
-            "image_source": job.image,
-            "size": job.size,
-            "iterations": job.iterations,
-            "settings": json.dumps(job.config(), sort_keys=True, default=str),
-            "metrics": json.dumps(metrics, sort_keys=True),
-            "final_loss": json.dumps({r.layer: _finite(r.final_loss) for r in results}),
-            "loss_trace": json.dumps({r.layer: [_finite(v) for v in r.loss_trace] for r in results}),
-            "paths": json.dumps({r.layer: rel(r.paths) for r in results}),
+            "key": config.key,
+            "config": json.dumps(config.to_json(), sort_keys=True),
+            "image_label": config.image_label,
             "status": outcome.status,
             "error": outcome.error,
             "started": outcome.started,
             "finished": outcome.finished,
             "seconds": outcome.seconds,
             "build_seconds": outcome.build_seconds,
-            "device": job.device,
             "host": f"{socket.gethostname()} ({platform.machine()}, pid {os.getpid()})",
             "versions": json.dumps(results[0].versions if results else _versions(), sort_keys=True),
+            "provenance": json.dumps(outcome.provenance, sort_keys=True, default=str),
         }
         cols = list(row)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in ("key", "suite"))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "key")
         sql = (
-            f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
-            f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = jobs.attempts + 1 WHERE jobs.status != 'done'"
+            f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+            f"ON CONFLICT(key) DO UPDATE SET {updates}, attempts = runs.attempts + 1 WHERE runs.status != 'done'"
         )
         with self.transaction() as c:
-            cur = c.execute(sql, [row[k] for k in cols])
-            written = cur.rowcount > 0
+            written = c.execute(sql, [row[k] for k in cols]).rowcount > 0
             if written:
-                c.execute("DELETE FROM results WHERE job_key = ?", (job.key,))
-                c.execute("DELETE FROM scores WHERE job_key = ?", (job.key,))
-                for r in results:
+                c.execute("DELETE FROM results WHERE run_key = ?", (config.key,))
+                c.execute("DELETE FROM scores WHERE run_key = ?", (config.key,))
+                for position, r in enumerate(results):
                     c.execute(
-                        "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
-                            job.key, r.layer, r.status, r.error, _finite(r.final_loss), r.iterations, r.evaluations,
-                            r.seconds, json.dumps(metrics[r.layer]), json.dumps([_finite(v) for v in r.loss_trace]),
-                            json.dumps(rel(r.paths)), json.dumps(r.extra, default=str),
+                            config.key, r.layer, position, r.status, r.error, finite(r.final_loss), r.iterations,
+                            r.evaluations, r.seconds, r.device, json.dumps([finite(v) for v in r.loss_trace]),
+                            json.dumps(self._relpaths(r.paths)), json.dumps(r.extra, default=str),
                         ),
                     )
                     c.executemany(
                         "INSERT INTO scores VALUES (?, ?, ?, ?)",
-                        [(job.key, r.layer, m, v) for m, v in metrics[r.layer].items()],
+                        [(config.key, r.layer, m, finite(v)) for m, v in r.metrics.items()],
                     )
-            c.execute("INSERT OR IGNORE INTO suite_jobs VALUES (?, ?)", (job.suite, job.key))
+            if suite is not None:
+                c.execute("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", (suite, config.key))
         return written
 
     def _relpaths(self, paths: dict[str, str]) -> dict[str, str]:
@@ -318,84 +327,116 @@ class ResultStore:
     # reading
 
     def statuses(self, keys: Iterable[str] | None = None) -> dict[str, str]:
-        """key -> status of stored jobs (all, or those among ``keys``)."""
+        """key -> status of stored runs (all, or those among ``keys``)."""
         if keys is None:
-            return dict(self.conn.execute("SELECT key, status FROM jobs"))
+            return dict(self.conn.execute("SELECT key, status FROM runs"))
         keys = list(keys)
         out: dict[str, str] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            q = f"SELECT key, status FROM jobs WHERE key IN ({','.join('?' for _ in chunk)})"
+            q = f"SELECT key, status FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
             out.update(dict(self.conn.execute(q, chunk)))
         return out
 
     def suite_names(self) -> list[str]:
-        return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM suite_jobs ORDER BY suite")]
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM suite_runs ORDER BY suite")]
 
     def suite_reference(self, name: str) -> str | None:
         row = self.conn.execute("SELECT reference FROM suites WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
 
-    def suite_keys(self, name: str) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT job_key FROM suite_jobs WHERE suite = ?", (name,))}
-
-    def _job_filter(self, suite: str | None, keys: Iterable[str] | None) -> tuple[str, list[Any]]:
+    def _run_filter(self, suite: str | None, keys: Iterable[str] | None, column: str = "key") -> tuple[str, list[Any]]:
         where, args = [], []
         if suite is not None:
-            where.append("key IN (SELECT job_key FROM suite_jobs WHERE suite = ?)")
+            where.append(f"{column} IN (SELECT run_key FROM suite_runs WHERE suite = ?)")
             args.append(suite)
         if keys is not None:
             keys = list(keys)
-            where.append(f"key IN ({','.join('?' for _ in keys) or 'NULL'})")
-            args.extend(keys)
+            if len(keys) > 500:  # beyond SQLite's bound-parameter limits: a temporary table
+                self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_keys (key TEXT PRIMARY KEY)")
+                self.conn.execute("DELETE FROM wanted_keys")
+                self.conn.executemany("INSERT OR IGNORE INTO wanted_keys VALUES (?)", [(k,) for k in keys])
+                where.append(f"{column} IN (SELECT key FROM wanted_keys)")
+            else:
+                where.append(f"{column} IN ({','.join('?' for _ in keys) or 'NULL'})")
+                args.extend(keys)
         return (" WHERE " + " AND ".join(where)) if where else "", args
 
-    def jobs(self, suite: str | None = None, keys: Iterable[str] | None = None) -> list[StoredJob]:
-        """Stored jobs (optionally of one suite and/or among ``keys``), in insertion order."""
-        where, args = self._job_filter(suite, keys)
+    def runs(self, suite: str | None = None, keys: Iterable[str] | None = None) -> list[StoredRun]:
+        """Stored runs (optionally of one suite and/or among ``keys``), in insertion order."""
+        where, args = self._run_filter(suite, keys)
         rows = self.conn.execute(
-            "SELECT key, suite, arch, init, seed, task, image, status, error, layers, attempts, seconds, device "
-            f"FROM jobs{where} ORDER BY rowid",
+            "SELECT config, status, error, attempts, started, finished, seconds, build_seconds, host, versions, "
+            f"provenance FROM runs{where} ORDER BY rowid",
             args,
         )
         return [
-            StoredJob(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], json.loads(r[9]), r[10], r[11], r[12])
+            StoredRun(RunConfig.from_json(json.loads(r[0])), *r[1:9], json.loads(r[9] or "{}"), json.loads(r[10] or "{}"))
             for r in rows
         ]
 
     def results(
-        self, suite: str | None = None, keys: Iterable[str] | None = None, include_failed: bool = False
+        self,
+        suite: str | None = None,
+        keys: Iterable[str] | None = None,
+        include_failed: bool = False,
+        traces: bool = True,
     ) -> list[StoredResult]:
-        """Per-layer results joined with their job (done jobs only unless ``include_failed``)."""
-        where, args = self._job_filter(suite, keys)
+        """Per-layer results with their run's configuration (done runs only unless
+        ``include_failed``), in insertion order; ``traces=False`` leaves loss traces out."""
+        where, args = self._run_filter(suite, keys, "runs.key")
         if not include_failed:
-            where += (" AND " if where else " WHERE ") + "status = 'done'"
+            where += (" AND " if where else " WHERE ") + "runs.status = 'done'"
+        trace_col = "results.loss_trace" if traces else "'[]'"
         q = (
-            "SELECT key, suite, arch, init, seed, task, image, status, error, metrics, final_loss, loss_trace, "
-            f"paths, layers, size, iterations, device, seconds FROM jobs{where} ORDER BY rowid"
+            "SELECT runs.key, runs.config, results.layer, results.status, results.error, results.final_loss, "
+            f"{trace_col}, results.paths, results.extra, results.iterations, results.evaluations, results.seconds, "
+            f"results.device FROM runs JOIN results ON results.run_key = runs.key{where} "
+            "ORDER BY runs.rowid, results.position"
         )
+        scores: dict[tuple[str, str], dict[str, float | None]] = {}
+        sq = f"SELECT scores.run_key, scores.layer, scores.metric, scores.value FROM scores JOIN runs ON runs.key = scores.run_key{where}"
+        for key, layer, metric, value in self.conn.execute(sq, args):
+            scores.setdefault((key, layer), {})[metric] = value
+        configs: dict[str, RunConfig] = {}
         out: list[StoredResult] = []
         for r in self.conn.execute(q, args):
-            metrics, losses, traces, paths = (json.loads(r[i]) for i in (9, 10, 11, 12))
-            for layer in json.loads(r[13]):
-                out.append(
-                    StoredResult(
-                        key=r[0], suite=r[1], arch=r[2], init=r[3], seed=r[4], task=r[5], layer=layer, image=r[6],
-                        status=r[7], error=r[8], metrics=metrics.get(layer, {}), final_loss=losses.get(layer),
-                        loss_trace=[v for v in traces.get(layer, []) if v is not None], paths=paths.get(layer, {}),
-                        size=r[14], iterations=r[15], device=r[16] or "", seconds=r[17] or 0.0,
-                    )
+            config = configs.get(r[0])
+            if config is None:
+                config = configs[r[0]] = RunConfig.from_json(json.loads(r[1]))
+            out.append(
+                StoredResult(
+                    config=config, layer=r[2], status=r[3], error=r[4],
+                    metrics=scores.get((r[0], r[2]), {}), final_loss=r[5],
+                    loss_trace=[v for v in json.loads(r[6]) if v is not None], paths=json.loads(r[7]),
+                    extra=json.loads(r[8]), iterations=r[9] or 0, evaluations=r[10] or 0, seconds=r[11] or 0.0,
+                    device=r[12] or "",
                 )
+            )
         return out
+
+    def outcome(self, key: str) -> RunOutcome | None:
+        """Everything stored of the run ``key`` as a :class:`~archbench.results.RunOutcome` (None if absent)."""
+        runs = self.runs(keys=[key])
+        if not runs:
+            return None
+        run = runs[0]
+        results = [
+            Result(
+                config=r.config, layer=r.layer, final_loss=r.final_loss, metrics=r.metrics, iterations=r.iterations,
+                evaluations=r.evaluations, seconds=r.seconds, device=r.device, status=r.status, error=r.error,
+                loss_trace=r.loss_trace, extra=r.extra, paths={k: str(self.resolve_path(p)) for k, p in r.paths.items()},
+                versions=run.versions,
+            )
+            for r in self.results(keys=[key], include_failed=True)
+        ]
+        return RunOutcome(run.config, run.status, run.error, results, run.started or 0.0, run.finished or 0.0,
+                          run.seconds or 0.0, run.build_seconds or 0.0, run.provenance)
 
     def count(self, status: str | None = None) -> int:
         if status is None:
-            return int(self.conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
-        return int(self.conn.execute("SELECT COUNT(*) FROM jobs WHERE status = ?", (status,)).fetchone()[0])
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+            return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        return int(self.conn.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (status,)).fetchone()[0])
 
 
 def _versions() -> dict[str, str]:

@@ -4,17 +4,15 @@
 -> jobs; ``run_sweep(suite, store)`` runs what is not stored yet.
 """
 
-from archbench.sweep.driver import SweepSummary, resolve_sweep_device, run_sweep
-from archbench.sweep.executor import EXECUTORS, Executor, JobOutcome, LocalExecutor, get_executor, register_executor
-from archbench.sweep.jobs import Job, expand_jobs
+from archbench.sweep.driver import SweepSummary, run_sweep
+from archbench.sweep.executor import EXECUTORS, Executor, LocalExecutor, get_executor, register_executor
+from archbench.sweep.jobs import expand_jobs
 from archbench.sweep.ray_executor import RayExecutor  # registers executor 'ray'; imports Ray only when it runs
 from archbench.sweep.suite import SUITES, Suite, builtin_suites, load_suite, parse_suite_text
 
 __all__ = [
     "EXECUTORS",
     "Executor",
-    "Job",
-    "JobOutcome",
     "LocalExecutor",
     "SUITES",
     "RayExecutor",
@@ -26,6 +24,5 @@ __all__ = [
     "load_suite",
     "parse_suite_text",
     "register_executor",
-    "resolve_sweep_device",
     "run_sweep",
 ]

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench.config import RunConfig
+from archbench.results import RunOutcome
 from archbench.store import ResultStore
-from archbench.sweep.executor import Executor, JobOutcome, get_executor
-from archbench.sweep.jobs import Job, expand_jobs
+from archbench.sweep.executor import Executor, get_executor
+from archbench.sweep.jobs import expand_jobs
 from archbench.sweep.suite import Suite, load_suite
 
 log = logging.getLogger(__name__)
@@ -35,18 +37,7 @@ class SweepSummary:
     failed: int = 0
     taken: int = 0
     keys: list[str] = field(default_factory=list)
-    failures: list[tuple[Job, str]] = field(default_factory=list)
-
-
-class _SkipDone(Exception):
-    pass
-
-
-def resolve_sweep_device(suite: Suite, device: str | None) -> str:
-    """``device`` (CLI) or the suite's, with ``auto`` resolved to ``cuda``/``cpu``."""
-    from archbench.runner import resolve_device
-
-    return str(resolve_device(device or suite.device))
+    failures: list[tuple[RunConfig, str]] = field(default_factory=list)
 
 
 def run_sweep(
@@ -59,8 +50,8 @@ def run_sweep(
     rerun_failed: bool = True,
     executor_options: dict[str, Any] | None = None,
     on_plan: Callable[[int, int], None] | None = None,
-    on_start: Callable[[Job], None] | None = None,
-    on_result: Callable[[JobOutcome], None] | None = None,
+    on_start: Callable[[RunConfig], None] | None = None,
+    on_result: Callable[[RunOutcome], None] | None = None,
 ) -> SweepSummary:
     """Run ``suite`` into ``store``.
 
@@ -99,23 +90,23 @@ def run_sweep(
     if not todo:
         return summary
 
-    def started(job: Job) -> None:
+    def started(job: RunConfig) -> None:
         if on_start:
             on_start(job)
 
-    def finished(outcome: JobOutcome) -> None:
-        if store.put(outcome):
+    def finished(outcome: RunOutcome) -> None:
+        if store.put(outcome, suite.name):
             if outcome.status == "done":
                 summary.done += 1
             else:
                 summary.failed += 1
-                summary.failures.append((outcome.job, outcome.error or "failed"))
+                summary.failures.append((outcome.config, outcome.error or "failed"))
         else:
             summary.taken += 1
         if on_result:
             on_result(outcome)
 
-    def skip(job: Job) -> bool:  # a concurrent sweep may have finished it meanwhile
+    def skip(job: RunConfig) -> bool:  # a concurrent sweep may have finished it meanwhile
         if store.statuses([job.key]).get(job.key) == "done":
             summary.taken += 1
             return True

@@ -6,10 +6,12 @@ Ray is imported only when this executor runs, so archbench works without it).
 
 How jobs run:
 
-* Jobs that share a network (same :attr:`~archbench.sweep.jobs.Job.network_key`: arch, init, seed,
-  device -- the local executor's grouping) form **one Ray task**, so a worker builds the network
-  once. The task is a Ray *streaming generator*: it yields a "started" marker and then the
-  :class:`~archbench.sweep.executor.JobOutcome` of each job as soon as the job ends, and the driver
+* Jobs that share a network (same :attr:`~archbench.config.RunConfig.network_key`: arch, init,
+  seed, device -- the local executor's grouping) form **one Ray task**, which runs them through
+  :func:`archbench.runner.execute` like the local executor: the network is built once, and jobs
+  that differ only in their image run as one batch (``batch_images``, default 16 on CUDA, 1 on
+  the CPU). The task is a Ray *streaming generator*: it yields a "started" marker per job and then
+  the :class:`~archbench.results.RunOutcome` of each job as soon as its batch ends, and the driver
   collects them with a ``ray.wait`` loop over all running groups.
 * Resources per task: ``num_cpus = cpus_per_job`` (default 1; the worker's torch uses that many
   threads) and ``num_gpus = gpus_per_job`` (default 1 for ``cuda`` jobs, 0 for ``cpu`` jobs;
@@ -41,12 +43,12 @@ the loopback interface) and shut down when the sweep ends. With an address, the 
 to that cluster (``auto``: the one started on this machine by ``ray start``, or ``RAY_ADDRESS``)
 and disconnects at the end. An already initialised Ray session (``ray.init`` called by the
 caller) is used as it is and left running. Each result's ``extra["ray"]`` records where it ran:
-host, node IP, worker PID, the GPU ids Ray gave the task and ``CUDA_VISIBLE_DEVICES``.
+host, node IP, worker PID, the GPU ids Ray gave the task and ``CUDA_VISIBLE_DEVICES`` -- in the
+stored run's ``provenance["ray"]``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
@@ -59,17 +61,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench.config import RunConfig
 from archbench.errors import ConfigError
-from archbench.sweep.executor import (
-    Executor,
-    JobOutcome,
-    OnResult,
-    OnStart,
-    Skip,
-    group_by_network,
-    register_executor,
-)
-from archbench.sweep.jobs import Job
+from archbench.results import RunOutcome
+from archbench.runner import group_by_network
+from archbench.sweep.executor import Executor, OnResult, OnStart, Skip, register_executor
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +127,9 @@ def choose_device(requested: str, gpus_per_job: float | None, cluster_gpus: floa
         ConfigError: GPUs asked for (device ``cuda`` or ``gpus_per_job > 0``) and the cluster has
             none; or ``cuda`` jobs with ``gpus_per_job == 0`` (their tasks would see no GPU).
     """
-    if requested not in ("auto", "cpu") and not requested.startswith("cuda"):
-        raise ConfigError(f"invalid device {requested!r}; valid: auto, cpu, cuda, cuda:N")
+    from archbench.config import resolve_device
+
+    resolve_device(requested, gpus=True)  # a malformed device fails here
     asks_gpu = requested.startswith("cuda") or (gpus_per_job or 0) > 0
     if asks_gpu and cluster_gpus <= 0:
         what = f"device {requested}" if requested.startswith("cuda") else f"--gpus-per-job {gpus_per_job:g}"
@@ -140,13 +137,9 @@ def choose_device(requested: str, gpus_per_job: float | None, cluster_gpus: floa
             f"the sweep asks for GPUs ({what}) but {cluster} has no GPU; "
             "run with --device cpu (and no --gpus-per-job), or add nodes with GPUs"
         )
-    if requested == "auto":
-        if gpus_per_job == 0:
-            return "cpu"
-        return "cuda" if cluster_gpus > 0 else "cpu"
     if requested.startswith("cuda") and gpus_per_job == 0:
         raise ConfigError("--gpus-per-job 0 with device cuda: the jobs' Ray tasks would see no GPU; give a share > 0")
-    return requested
+    return resolve_device(requested, gpus=cluster_gpus > 0 and gpus_per_job != 0)
 
 
 def check_feasible(nodes: Sequence[dict[str, float]], cpus: float, gpus: float, cluster: str = "the Ray cluster") -> None:
@@ -201,7 +194,7 @@ class Delivery:
             the worker wrote them to the shared folder, or when no images were asked for).
     """
 
-    outcome: JobOutcome
+    outcome: RunOutcome
     files: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -249,56 +242,73 @@ def _map_paths(value: Any, mapping: dict[str, str]) -> Any:
     return value
 
 
-def run_group(
-    jobs: list[Job], inputs: dict[str, bytes], shared_dir: str | None, want_images: bool, cpus: int
-) -> Iterator[tuple[str, Any]]:
-    """Body of a group task: build the group's network once, run its jobs, stream their outcomes.
+def _worker_config(config: RunConfig, mapping: dict[str, str]) -> RunConfig:
+    """``config`` as the worker runs it: its copies of the input files, the GPU Ray gave it. The
+    key does not change (it hashes file contents and the device's kind)."""
+    arch_file, sep, factory = config.arch.partition(".py:")
+    arch = f"{mapping.get(arch_file + '.py', arch_file + '.py')}:{factory}" if sep else config.arch
+    scheme, _, path = config.init.partition(":")
+    init = f"checkpoint:{mapping.get(path, path)}" if scheme == "checkpoint" else config.init
+    return config.replace(
+        arch=arch,
+        init=init,
+        image=mapping.get(config.image, config.image),
+        options=_map_paths(config.task_options(), mapping),
+        digests={mapping.get(k, k): v for k, v in config.digests.items()},
+        device="cuda" if config.device.startswith("cuda") else config.device,
+    )
 
-    Yields ``("start", job_key)`` before each job and ``("done", Delivery)`` after it. Runs the
-    local executor's code (:meth:`~archbench.sweep.executor.LocalExecutor.run_job`), so a job
-    gives the same results here as in-process. ``inputs``: input image files (driver path ->
-    bytes); ``shared_dir``: write images there instead of returning them; ``cpus``: torch threads.
+
+def run_group(
+    jobs: list[RunConfig], inputs: dict[str, bytes], shared_dir: str | None, want_images: bool, cpus: int,
+    batch_images: int | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """Body of a group task: run the group's jobs through :func:`archbench.runner.execute` (one
+    network, jobs that differ only in their image batched exactly as the local executor batches
+    them) and stream their outcomes.
+
+    Yields ``("start", job_key)`` before each job and ``("done", Delivery)`` after it. ``inputs``:
+    input image files (driver path -> bytes); ``shared_dir``: write images there instead of
+    returning them; ``cpus``: torch threads; ``batch_images``: largest batch (default: the device's).
     """
     task_started = time.time()
     import torch
 
-    from archbench.sweep.executor import LocalExecutor, build_group_network
+    from archbench.runner import Started, execute
 
     torch.set_num_threads(max(1, int(cpus)))
     info = _worker_info(task_started)
     scratch = Path(tempfile.mkdtemp(prefix="archbench-ray-"))
     try:
         mapping = _materialise_inputs(inputs, scratch / "inputs")
-        back = {v: k for k, v in mapping.items()}
+        originals = {job.key: job for job in jobs}
         image_root = Path(shared_dir) if shared_dir else scratch / "out"
-        local = LocalExecutor(out_dir=image_root if want_images else None)
-        run_jobs = []
-        for job in jobs:  # what the worker runs: its copies of the inputs, the GPU Ray gave it
-            device = "cuda" if job.device.startswith("cuda") else job.device
-            run_jobs.append(dataclasses.replace(
-                job, image=mapping.get(job.image, job.image), options=_map_paths(job.options, mapping), device=device
-            ))
-        built = build_group_network(run_jobs[0])
-        for i, (job, run_job) in enumerate(zip(jobs, run_jobs, strict=True)):
-            yield "start", job.key
-            outcome = local.run_job(run_job, built, built.seconds if i == 0 else 0.0)
-            outcome.job = job
+        out = (lambda c: image_root / c.key) if want_images else None
+        worker_jobs = [_worker_config(job, mapping) for job in jobs]
+        for event in execute(worker_jobs, out_dir=out, batch_images=batch_images):
+            if isinstance(event, Started):
+                for c in event.configs:
+                    yield "start", c.key
+                continue
+            outcome = event
+            job = originals[outcome.key]
+            outcome.config = job
+            outcome.provenance = {**outcome.provenance, "ray": info}
+            for r in outcome.results:
+                r.config = job
             files: dict[str, bytes] = {}
             job_dir = image_root / job.key
-            for r in outcome.results:
-                r.settings = _map_paths(r.settings, back)
-                r.extra = {**r.extra, "ray": info}
-                if want_images and not shared_dir:  # paths relative to the job folder; bytes travel
+            if want_images and not shared_dir:  # paths relative to the job folder; bytes travel
+                for r in outcome.results:
                     r.paths = {k: str(Path(p).resolve().relative_to(job_dir.resolve())) for k, p in r.paths.items()}
-            if want_images and not shared_dir and job_dir.is_dir():
-                files = {  # results.csv/.jsonl name worker paths: the driver writes its own
-                    str(p.relative_to(job_dir)): p.read_bytes()
-                    for p in sorted(job_dir.rglob("*"))
-                    if p.is_file() and p.parent != job_dir
-                }
-                shutil.rmtree(job_dir, ignore_errors=True)
+                if job_dir.is_dir():
+                    files = {  # results.csv/.jsonl name worker paths: the driver writes its own
+                        str(p.relative_to(job_dir)): p.read_bytes()
+                        for p in sorted(job_dir.rglob("*"))
+                        if p.is_file() and p.parent != job_dir
+                    }
+                    shutil.rmtree(job_dir, ignore_errors=True)
             yield "done", Delivery(outcome, files)
-        del built
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -307,37 +317,23 @@ def run_group(
 # driver side
 
 
-def _input_files(jobs: Sequence[Job]) -> dict[str, bytes]:
-    """Image files the jobs read (their image and file-valued options), path -> bytes."""
-    from archbench.images import IMAGES
-
+def _input_files(jobs: Sequence[RunConfig]) -> dict[str, bytes]:
+    """The files the jobs read (every path their configurations digest: images, style images,
+    checkpoints, architecture files), path -> bytes."""
     found: dict[str, bytes] = {}
-
-    def visit(value: Any) -> None:
-        if isinstance(value, str):
-            if value not in IMAGES and value not in found:
-                p = Path(value)
+    for job in jobs:
+        for path in job.digests:
+            if path not in found:
                 try:
-                    if p.is_file():
-                        found[value] = p.read_bytes()
+                    found[path] = Path(path).read_bytes()
                 except OSError:  # unreadable: the job fails on the worker with the reason
                     pass
-        elif isinstance(value, list | tuple):
-            for v in value:
-                visit(v)
-        elif isinstance(value, dict):
-            for v in value.values():
-                visit(v)
-
-    for job in jobs:
-        visit(job.image)
-        visit(job.options)
     return found
 
 
 @dataclass
 class _Group:
-    jobs: list[Job]
+    jobs: list[RunConfig]
     delivered: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
 
@@ -357,6 +353,8 @@ class RayExecutor(Executor):
         shared_dir: folder every node sees; workers write the images there (``shared_dir/<job
             key>/...``) and nothing is shipped back.
         num_cpus, num_gpus: resources of a private local instance (default: this machine's).
+        batch_images: largest batch of jobs that differ only in their image (as the local
+            executor's; default 16 on CUDA, 1 on the CPU).
     """
 
     name = "ray"
@@ -372,11 +370,14 @@ class RayExecutor(Executor):
         shared_dir: str | Path | None = None,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
+        batch_images: int | None = None,
     ) -> None:
         if gpus_per_job is not None and (gpus_per_job < 0 or (gpus_per_job > 1 and gpus_per_job != int(gpus_per_job))):
             raise ConfigError(f"--gpus-per-job must be 0, a fraction below 1 or a whole number, got {gpus_per_job:g}")
         if cpus_per_job <= 0:
             raise ConfigError(f"--cpus-per-job must be positive, got {cpus_per_job:g}")
+        if batch_images is not None and batch_images < 1:
+            raise ConfigError(f"batch_images must be >= 1, got {batch_images}")
         if max_retries < 0:
             raise ConfigError(f"--max-retries must be 0 or more, got {max_retries}")
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -387,6 +388,7 @@ class RayExecutor(Executor):
         self.shared_dir = Path(shared_dir).resolve() if shared_dir is not None else None
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
+        self.batch_images = batch_images
         self._owned = False  # this executor started (or connected) the Ray session: it ends it
 
     # -- session ---------------------------------------------------------------------------------
@@ -447,7 +449,7 @@ class RayExecutor(Executor):
     # -- running ---------------------------------------------------------------------------------
 
     def run(
-        self, jobs: Sequence[Job], on_result: OnResult, on_start: OnStart | None = None, skip: Skip | None = None
+        self, jobs: Sequence[RunConfig], on_result: OnResult, on_start: OnStart | None = None, skip: Skip | None = None
     ) -> None:
         """Submit one task per network group and store outcomes as they stream back."""
         groups = []
@@ -464,7 +466,7 @@ class RayExecutor(Executor):
         finally:
             self.close()
 
-    def _task_options(self, job: Job) -> dict[str, Any]:
+    def _task_options(self, job: RunConfig) -> dict[str, Any]:
         return {
             "name": TASK_NAME,
             "num_cpus": self.cpus_per_job,
@@ -473,7 +475,7 @@ class RayExecutor(Executor):
             "retry_exceptions": False,
         }
 
-    def _run(self, ray, groups: list[list[Job]], on_result: OnResult, on_start: OnStart | None) -> None:
+    def _run(self, ray, groups: list[list[RunConfig]], on_result: OnResult, on_start: OnStart | None) -> None:
         nodes = self._nodes(ray)
         for shape in {(self.cpus_per_job, gpus_for(g[0].device, self.gpus_per_job)) for g in groups}:
             check_feasible(nodes, *shape, cluster=self.cluster)
@@ -486,7 +488,7 @@ class RayExecutor(Executor):
         try:
             for group in groups:
                 gen = remote.options(**self._task_options(group[0])).remote(
-                    group, _input_files(group), shared, want_images, max(1, int(self.cpus_per_job))
+                    group, _input_files(group), shared, want_images, max(1, int(self.cpus_per_job)), self.batch_images
                 )
                 pending[gen] = _Group(group)
             log.info("submitted %d Ray tasks (%d jobs)", len(pending), sum(len(g) for g in groups))
@@ -515,7 +517,7 @@ class RayExecutor(Executor):
                                 on_start(next(j for j in state.jobs if j.key == payload))
                         continue
                     delivery: Delivery = payload
-                    key = delivery.outcome.job.key
+                    key = delivery.outcome.key
                     if key in state.delivered:  # never twice, even if Ray replays
                         continue
                     state.delivered.add(key)
@@ -534,7 +536,7 @@ class RayExecutor(Executor):
         for job in state.jobs:
             if job.key not in state.delivered:
                 state.delivered.add(job.key)
-                on_result(JobOutcome(job, "failed", reason, [], now, now, 0.0))
+                on_result(RunOutcome(job, "failed", reason, [], now, now, 0.0))
 
     def _write_images(self, delivery: Delivery) -> None:
         """Write shipped images under ``out_dir/<job key>`` and point the results at them."""
@@ -545,7 +547,7 @@ class RayExecutor(Executor):
             for r in outcome.results:
                 r.paths = {}
             return
-        job_dir = self.out_dir / outcome.job.key
+        job_dir = self.out_dir / outcome.key
         for rel, data in delivery.files.items():
             dst = job_dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)

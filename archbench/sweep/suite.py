@@ -13,6 +13,7 @@ A suite file looks like this (every key but ``name`` and at least one arch and t
     optimizer = "lbfgs"
     history = 100
     device = "cpu"                    # auto (default), cpu, cuda; `archbench sweep --device` overrides
+    judge = "auto"                    # network scoring `gram`: auto, trained-vgg16, random-vgg19
     archs = ["vgg11", "vgg19(pool=max)"]   # short form, or [[arch]] tables
 
     [[arch]]
@@ -41,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archbench.architectures.registry import canonical_spec
 from archbench.errors import ArchbenchError, ConfigError
 from archbench.registry import Registry, close_matches
 
@@ -67,6 +69,7 @@ TOP_KEYS = {
     "optimizer": "a string (lbfgs, adam)",
     "history": "a positive integer",
     "device": "a string (auto, cpu, cuda)",
+    "judge": "a string (auto, trained-vgg16, random-vgg19)",
     "archs": "a list of architecture specs",
     "tasks": "a list of task names",
     "arch": "an array of tables [[arch]]",
@@ -131,6 +134,7 @@ class Suite:
     optimizer: str = "lbfgs"
     history: int = 100
     device: str = "auto"
+    judge: str = "auto"
 
     def to_json(self) -> dict[str, Any]:
         """The suite as plain data (stored with the results)."""
@@ -268,27 +272,6 @@ class _Ctx:
         return [int(s) for s in v]
 
 
-def canonical_spec(spec: str, extra: dict[str, Any] | None = None) -> str:
-    """``spec`` with ``extra`` options merged, options sorted: ``vgg19(pool=max)``."""
-    from archbench.architectures.registry import parse_spec
-
-    name, opts = parse_spec(spec)
-    opts.update(extra or {})
-    if not opts:
-        return name
-    parts = []
-    for k in sorted(opts):
-        v = opts[k]
-        if isinstance(v, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", v) and v.lower() not in ("true", "false", "none", "null"):
-            text = v
-        elif isinstance(v, bool):
-            text = "true" if v else "false"
-        else:
-            text = repr(v)
-        parts.append(f"{k}={text}")
-    return f"{name}({','.join(parts)})"
-
-
 def _check_arch(spec: str) -> None:
     from archbench.architectures.registry import parse_spec, resolve_factory
 
@@ -300,26 +283,15 @@ def _check_arch(spec: str) -> None:
 
 def _check_init(init: str) -> None:
     from archbench.architectures.init import INIT_SCHEMES
-    from archbench.sweep.network import parse_stacked
+    from archbench.config import canonical_init
 
-    if parse_stacked(init) is not None:
+    if init == "stacked" or init.startswith("stacked("):
+        canonical_init(init, "cpu")  # unknown options fail here
         return
-
-    schemes = [s.split(":")[0] for s in INIT_SCHEMES]
-    extra = _extra_init_schemes()
     scheme = init.split(":")[0]
-    if scheme not in schemes and scheme not in extra:
-        valid = [*INIT_SCHEMES, *extra, "stacked(base=...,candidates=5,...)"]
+    if scheme not in [s.split(":")[0] for s in INIT_SCHEMES]:
+        valid = [*INIT_SCHEMES, "stacked(base=...,candidates=5,...)"]
         raise ConfigError(f"unknown init {init!r}; valid: {', '.join(valid)}")
-
-
-def _extra_init_schemes() -> list[str]:
-    try:
-        from archbench.architectures import init as init_mod
-
-        return [s.split(":")[0] for s in getattr(init_mod, "EXTRA_SCHEMES", ())]
-    except Exception:  # pragma: no cover
-        return []
 
 
 def _resolve_image(src: str, base: Path) -> str:
@@ -367,8 +339,13 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
         raise ctx.error(f"'optimizer' must be lbfgs or adam, got {suite.optimizer!r}", "optimizer")
     suite.history = ctx.posint(data, "history", TOP_KEYS) or suite.history
     suite.device = ctx.string(data, "device", TOP_KEYS) or suite.device
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", suite.device):
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", suite.device):
         raise ctx.error(f"'device' must be auto, cpu, cuda or cuda:N, got {suite.device!r}", "device")
+    from archbench.metrics.gram import JUDGE_NAMES
+
+    suite.judge = ctx.string(data, "judge", TOP_KEYS) or suite.judge
+    if suite.judge not in JUDGE_NAMES:
+        raise ctx.error(f"'judge' must be one of {', '.join(JUDGE_NAMES)}, got {suite.judge!r}", "judge")
 
     for init in suite.inits:
         try:

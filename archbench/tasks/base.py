@@ -23,6 +23,8 @@ from archbench.registry import Registry
 
 #: progress(done_units, total_units)
 Progress = Callable[[int, int], None]
+#: the image label of the outputs of tasks that read no image (they start from noise)
+NO_IMAGE = "noise"
 
 
 @dataclass
@@ -141,6 +143,11 @@ class Task:
     Options: ClassVar[type | None] = None
     #: set by tasks that always use one optimiser (whatever ``--optimizer`` says)
     fixed_optimizer: ClassVar[str | None] = None
+    #: False for tasks that start from noise and read no image (one run, image label ``noise``)
+    takes_images: ClassVar[bool] = True
+    #: an option that names the task's main image instead of ``--image`` (style: ``content``);
+    #: :func:`archbench.config.resolve` moves it into the configuration's image
+    image_option: ClassVar[str | None] = None
 
     def parse_options(self, options: dict[str, Any]) -> Any:
         """Validate ``options`` against ``Options``; unknown keys give a clear error. The generic

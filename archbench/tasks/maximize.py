@@ -60,7 +60,7 @@ from archbench.metrics.maximize import (
     relative_activation,
     total_variation,
 )
-from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, register_task
+from archbench.tasks.base import NO_IMAGE, Progress, Task, TaskJob, TaskOutput, register_task
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ DEFAULT_LR = {"pixel": 0.05, "fourier": 0.5}
 #: std of the starting Fourier coefficients
 FOURIER_INIT_STD = 0.01
 #: the ``image`` label of every output (the problems start from noise, not from an image)
-IMAGE_LABEL = "noise"
+IMAGE_LABEL = NO_IMAGE
 #: the metric tried first for ``diversity``
 DIVERSITY_METRIC = "lpips-alex"
 
@@ -169,9 +169,8 @@ def parse_channels(spec: Any, n_channels: int, layer: str) -> list[int]:
 def default_layer(net: TappedNetwork) -> str:
     """The layer maximised by default: the architecture's ``default_maximize_layer`` if it declares
     one, else the last spatial tap at stride level 3 (VGG: conv4_4), else the deepest spatial tap."""
-    declared = getattr(net, "default_maximize_layer", None)
-    if declared:
-        return str(declared)
+    if net.default_maximize_layer:
+        return net.default_maximize_layer
     spatial = [t for t in net.taps if t.spatial]
     if not spatial:
         raise ConfigError("the network has no spatial layer to maximise; pass --layer")
@@ -501,6 +500,7 @@ class Maximize(Task):
     default_metrics = ("activation", "diversity", "diversity_pixel", "tv")
     Options = MaximizeOptions
     fixed_optimizer = "adam"  # priors act between steps; see the module docstring
+    takes_images = False  # every problem starts from noise (outputs are labelled IMAGE_LABEL)
 
     def layers(self, net: TappedNetwork, opts: MaximizeOptions) -> list[str]:
         layers = opts.layers or [default_layer(net)]
@@ -550,7 +550,7 @@ class Maximize(Task):
                         progress(base + it * n, total)
 
                 start = None
-                given = getattr(job, "start", None)  # coarse-to-fine phases: the previous results
+                given = job.start  # coarse-to-fine phases: the previous results
                 if given is not None:
                     keys = [(IMAGE_LABEL, f"{layer}:c{channels[i]}") for i in index.tolist()]
                     missing = [k[1] for k in keys if k not in given]

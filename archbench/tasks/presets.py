@@ -31,7 +31,6 @@ Deviations that cannot be helped, recorded here rather than hidden:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from archbench.errors import ConfigError
 from archbench.registry import Registry
@@ -77,15 +76,6 @@ class Preset:
     iterations: int | None = None
     pool: str = "avg"
     notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as a plain dict (stored with results)."""
-        from dataclasses import asdict
-
-        d = asdict(self)
-        d.pop("description")
-        d.pop("notes")
-        return d
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -173,11 +163,6 @@ def get_preset(name: str) -> Preset:
     if not isinstance(name, str):
         raise ConfigError(f"preset must be a name, got {name!r}")
     return PRESETS.get(name)
-
-
-def list_presets() -> list[str]:
-    """Names of the presets."""
-    return PRESETS.names()
 
 
 def preset_iterations(name: str | None) -> int | None:

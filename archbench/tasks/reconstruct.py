@@ -30,9 +30,8 @@ def default_layers(net: TappedNetwork) -> list[str]:
     """The layers reconstructed by default: the architecture's own list if it declares one
     (``default_reconstruct_layers``), otherwise the first spatial tap at each stride level >= 1
     (pool1 ... pool5 for VGG)."""
-    declared = getattr(net, "default_reconstruct_layers", None)
-    if declared:
-        return list(declared)
+    if net.default_reconstruct_layers:
+        return list(net.default_reconstruct_layers)
     seen: dict[int, str] = {}
     for tap in net.taps:
         if tap.spatial and tap.level >= 1 and tap.level not in seen:

@@ -27,9 +27,8 @@ from archbench.architectures import create_arch
 from archbench.architectures.base import SequentialTapped, TappedNetwork
 from archbench.architectures.init import initialize
 from archbench.errors import ConfigError
-from archbench.images import image_label, load_image
-from archbench.optimizers import OptimConfig, minimize
-from archbench.tasks.reconstruct import ReconstructObjective, ReconstructOptions, white_noise
+from archbench.images import image_label
+from archbench.results import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -93,35 +92,44 @@ def build_stacked(
     reference: str = "astronaut",
     *,
     candidates: int = 5,
-    size: int = 64,
-    iterations: int = 100,
+    size: int | None = None,
+    iterations: int | None = None,
     seed: int = 0,
     init: str = "gaussian:0.015",
     layers: list[str] | None = None,
     device: torch.device | str = "cpu",
-    optim: OptimConfig | None = None,
+    history: int = 100,
     progress: Callable[[int, int], None] | None = None,
 ) -> StackResult:
     """Build the stacked random network (see module docstring).
+
+    Every candidate's reconstruction is one ``reconstruct`` run (layer ``l``, ``normalize =
+    relative``, no metrics) through :func:`archbench.runner.execute` on the network being stacked.
 
     Args:
         arch: architecture spec (a sequential network: the VGG family).
         reference: the reference image (built-in name or path).
         candidates: weight sets tried per convolution.
-        size: image side in pixels; iterations: optimiser iterations per reconstruction.
+        size, iterations: image side and L-BFGS iterations per reconstruction (default: the
+            device's, :data:`archbench.config.DEVICE_DEFAULTS`); ``history``: L-BFGS history.
         seed: base seed: the network's other weights and the white-noise start; candidates' seeds
             derive from it (:func:`derive_seed`).
         init: the random scheme candidates are drawn from (``gaussian:SIGMA``, ``kaiming``, ...).
         layers: the conv taps to stack (default all, in forward order); others keep the base weights.
-        device: where to run; optim: optimiser settings (default L-BFGS with ``iterations``).
+        device: where to run.
         progress: ``(done, total)`` over reconstructions x iterations.
     """
+    from archbench.config import defaults_for, resolve
+    from archbench.runner import execute
+
     if candidates < 1:
         raise ConfigError(f"candidates must be >= 1, got {candidates}")
     scheme = init.partition(":")[0]
     if scheme not in STACKABLE_INITS:
         raise ConfigError(f"stacking draws random weights; init {init!r} is not one of {', '.join(STACKABLE_INITS)}")
-    device = torch.device(device)
+    device = str(device)
+    size = size or defaults_for(device).stack_size
+    iterations = iterations or defaults_for(device).stack_iterations
     net = create_arch(arch, init=init, seed=seed, device=device)
     all_convs = conv_taps(net)
     if layers:
@@ -135,36 +143,34 @@ def build_stacked(
     if not order:
         raise ConfigError(f"{arch} has no convolution taps to stack")
     net.check_input_size(size, size, order)
-    target = load_image(reference, size).to(device)
-    start = white_noise(tuple(target.shape), seed, device)
-    optim = optim or OptimConfig(method="lbfgs", iterations=iterations)
-    opts = ReconstructOptions(normalize="relative")
     result = StackResult(net)
-    total = len(order) * candidates * optim.iterations
+    total = len(order) * candidates * iterations
     done = 0
     for layer in order:
+        (config,) = resolve(
+            arch, "reconstruct", [reference], init=init, seed=seed, size=size, iterations=iterations,
+            history=history, options={"layers": [layer], "normalize": "relative"}, metrics=[], device=device,
+        )
         stage = net.stages[layer]
         seeds = [derive_seed(seed, layer, k) for k in range(candidates)]
         losses: list[float] = []
         states = []
         for k, cand_seed in enumerate(seeds):
             initialize(stage, init, cand_seed)  # type: ignore[arg-type]
-            with torch.no_grad():
-                feats = net(target, [layer])[layer].float()
-            objective = ReconstructObjective(net, layer, feats, torch.ones(1, device=device), opts)
             base = done
 
             def report(d: int, _t: int, base: int = base) -> None:
                 if progress:
                     progress(base + d, total)
 
-            res = minimize(objective, start, optim, report)
-            done = base + optim.iterations
-            loss = float(res.final_loss[0])
-            failed = res.failed[0] if res.failed else None
-            losses.append(loss if failed is None and loss == loss else float("inf"))
+            (outcome,) = [ev for ev in execute([config], net=net, strict=True, progress=report) if isinstance(ev, RunOutcome)]
+            done = base + iterations
+            (res,) = outcome.results
+            loss = res.final_loss if res.final_loss is not None else float("nan")
+            losses.append(loss if res.status == "done" and loss == loss else float("inf"))
             states.append({k2: v.detach().clone() for k2, v in stage.state_dict().items()})
-            log.info("stack %s candidate %d (seed %d): loss %.4g%s", layer, k, cand_seed, loss, f" ({failed})" if failed else "")
+            log.info("stack %s candidate %d (seed %d): loss %.4g%s", layer, k, cand_seed, loss,
+                     f" ({res.error})" if res.error else "")
         best = min(range(candidates), key=lambda i: losses[i])
         if losses[best] == float("inf"):
             raise ConfigError(f"every candidate for {layer} failed to optimise; try other --seed or --iters")
@@ -180,7 +186,7 @@ def build_stacked(
         "base_seed": int(seed),
         "reference": image_label(reference),
         "size": int(size),
-        "iterations": int(optim.iterations),
+        "iterations": int(iterations),
         "candidates": int(candidates),
         "loss": "relative reconstruction loss ‖F(x) − F(x0)‖² / ‖F(x0)‖² after the optimisation",
         "layers": list(order),

@@ -126,6 +126,7 @@ class Style(Task):
     description = "style transfer: content conv2_2, style conv1_1..conv5_1, α:β:γ 100:1:1000 (He et al. 2016, task 3)"
     default_metrics = ("ssim", "gram")
     Options = StyleOptions
+    image_option = "content"
 
     def layers(self, net: TappedNetwork, opts: StyleOptions) -> tuple[list[str], list[str]]:
         """(content layers, style layers) for ``net``."""

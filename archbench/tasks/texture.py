@@ -84,9 +84,8 @@ def default_style_layers(net: TappedNetwork) -> list[str]:
     """Gram layers by default: the net's ``default_style_layers`` if declared; ``conv1_1 … conv5_1``
     when the net has them (VGG); otherwise the first spatial tap of each stride level 0 … 4,
     preferring a tap not named ``pool*``."""
-    declared = getattr(net, "default_style_layers", None)
-    if declared:
-        return list(declared)
+    if net.default_style_layers:
+        return list(net.default_style_layers)
     names = set(net.tap_names)
     vgg = [f"conv{s}_1" for s in range(1, 6)]
     if all(n in names for n in vgg):
@@ -106,9 +105,8 @@ def default_style_layers(net: TappedNetwork) -> list[str]:
 def default_content_layers(net: TappedNetwork) -> list[str]:
     """Content layer by default: the net's ``default_content_layers`` if declared; ``conv2_2``
     when present (the paper); otherwise the last spatial tap at stride level 1."""
-    declared = getattr(net, "default_content_layers", None)
-    if declared:
-        return list(declared)
+    if net.default_content_layers:
+        return list(net.default_content_layers)
     if "conv2_2" in net.tap_names:
         return ["conv2_2"]
     taps = net.taps_at_level(1) or net.taps_at_level(0)

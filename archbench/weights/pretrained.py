@@ -14,6 +14,7 @@ silently running with random weights.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,24 +27,26 @@ from archbench.weights.sources import (
     torchvision_state_shapes,
 )
 
+if TYPE_CHECKING:
+    from archbench.architectures.base import TappedNetwork
+
 log = logging.getLogger(__name__)
 
 
-def match_torchvision_model(net: nn.Module) -> str:
+def match_torchvision_model(net: TappedNetwork) -> str:
     """The torchvision model whose weights fit ``net.torchvision_keys`` (see module docstring).
 
     Raises:
         WeightsError: ``net`` has no ``torchvision_keys`` or no known model fits them.
     """
-    keys: dict[str, str] | None = getattr(net, "torchvision_keys", None)
-    arch = getattr(getattr(net, "provenance", None), "spec", "") or type(net).__name__
+    keys = net.torchvision_keys
+    arch = net.provenance.spec or type(net).__name__
     if not keys:
         raise WeightsError(
             f"no trained weights are known for {arch}; --init pretrained works for {', '.join(BACKBONES)}"
         )
-    named = getattr(net, "torchvision_name", None)
-    if named:
-        return str(named)
+    if net.torchvision_name:
+        return net.torchvision_name
     own = net.state_dict()
     for candidate in BACKBONES:
         shapes = torchvision_state_shapes(candidate)
@@ -72,7 +75,7 @@ def _layer_name(key: str) -> str:
 
 
 @torch.no_grad()
-def load_pretrained_into(net: nn.Module) -> dict[str, object]:
+def load_pretrained_into(net: TappedNetwork) -> dict[str, object]:
     """Load torchvision's trained weights into ``net`` in place, never downloading.
 
     Args:
@@ -88,7 +91,7 @@ def load_pretrained_into(net: nn.Module) -> dict[str, object]:
     """
     model = match_torchvision_model(net)
     state, source = load_torchvision_state_dict(model)
-    keys: dict[str, str] = net.torchvision_keys  # type: ignore[assignment]
+    keys = net.torchvision_keys or {}
     own = net.state_dict()
     without: list[str] = []
     for ours, tv in keys.items():
@@ -125,7 +128,5 @@ def load_pretrained_into(net: nn.Module) -> dict[str, object]:
         "path": str(source.path),
         "without_weights": layers,
     }
-    provenance = getattr(net, "provenance", None)
-    if provenance is not None and hasattr(provenance, "extra"):
-        provenance.extra["pretrained"] = record
+    net.provenance.extra["pretrained"] = record
     return record
