@@ -157,14 +157,22 @@ def cpu_model() -> str:
     return ""
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so that readers see the
+    old or the new content, never a part; the temporary file is removed if the write fails."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -210,10 +218,10 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
     if bad:  # keep what cannot be read beside the file instead of failing or dropping it
         kept = jsonl.with_name(jsonl.name + ".unreadable")
         previous = kept.read_text(encoding="utf-8") if kept.exists() else ""
-        _atomic_write(kept, previous + "".join(line + "\n" for line in bad))
+        atomic_write(kept, previous + "".join(line + "\n" for line in bad))
         log.warning("%s: %d unreadable line(s) moved to %s", jsonl, len(bad), kept)
     rows = [r for r in old if (r.get("key"), r.get("layer")) not in new] + list(new.values())
-    _atomic_write(jsonl, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
+    atomic_write(jsonl, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
 
     flat_rows = [_flat(r) for r in rows]
     metric_cols: list[str] = []
@@ -227,5 +235,5 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
     writer.writeheader()
     for flat in flat_rows:
         writer.writerow({k: ("" if v is None else v) for k, v in flat.items()})
-    _atomic_write(csv_path, buf.getvalue())
+    atomic_write(csv_path, buf.getvalue())
     return csv_path, jsonl

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from archbench.cli.app import app, console
+from archbench.cli.app import app, console, err_console
 from archbench.store import DEFAULT_STORE
 
-baseline_app = typer.Typer(help="Record a suite's scores as a baseline for `archbench check`.", no_args_is_help=True)
+baseline_app = typer.Typer(help="Record a suite's scores, with their measured noise, as a baseline for `archbench check`.",
+                           no_args_is_help=True)
 app.add_typer(baseline_app, name="baseline")
 
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")]
@@ -24,11 +26,24 @@ def _command_line(*parts: object) -> str:
     words = ["archbench", "baseline", "save"]
     it = iter(parts)
     for flag, value in zip(it, it, strict=False):
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if v not in (None, ""):
-                words += [str(flag), str(v)]
+        if value not in (None, ""):
+            words += [str(flag), str(value)]
     return " ".join(shlex.quote(w) for w in words)
+
+
+def _perturbations(text: str) -> list[str]:
+    from archbench.errors import ConfigError
+    from archbench.report.noise import PERTURBATIONS, available_perturbations
+
+    if text == "auto":
+        return available_perturbations()
+    if text == "none":
+        return []
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in PERTURBATIONS]
+    if unknown:
+        raise ConfigError(f"unknown perturbation(s) {', '.join(unknown)}; valid: auto, none, {', '.join(PERTURBATIONS)}")
+    return names
 
 
 @baseline_app.command("save")
@@ -37,44 +52,74 @@ def baseline_save(
     out: Annotated[Path, typer.Option("--out", "-o", help="Baseline JSON to write.")] = Path("reports/baselines/ci.json"),
     store: StoreOpt = DEFAULT_STORE,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda (default: the suite's).")] = None,
-    tolerance: Annotated[list[str] | None, typer.Option("--tolerance", "-t", help="METRIC=ABS or METRIC=REL% (repeatable).")] = None,
-    note: Annotated[str, typer.Option(help="How the tolerances were chosen (stored in the file).")] = "",
+    perturb: Annotated[str, typer.Option(help="Noise runs under other floating-point kernels: auto (every perturbation that changes something here), none, or a comma list of aten-default, aten-avx2, aten-avx512, onednn-sse41, onednn-avx2, mkl-compatible, threads-1. CPU suites only.")] = "auto",
+    noise_seeds: Annotated[int, typer.Option(help="Seeds of the noise run that measures each score's seed spread (0: skip).", min=0)] = 6,
+    note: Annotated[str, typer.Option(help="A note stored in the file (why it was re-saved, by whom).")] = "",
 ) -> None:
-    """Run the suite (reusing stored results) and write its scores with tolerances."""
+    """Run the suite (reusing stored results), measure each score's noise across floating-point
+    kernels and seeds, and write the scores with noise-derived tolerances."""
     from archbench.cli.sweep import run_suite_with_progress
-    from archbench.report.check import make_baseline, parse_tolerance, save_baseline
+    from archbench.config import resolve_device
+    from archbench.report.baseline import configuration_digest, make_baseline, save_baseline
+    from archbench.report.noise import Noise, measure_kernels, measure_seeds, score_observations
     from archbench.store import ResultStore
+    from archbench.sweep import load_suite
 
-    tols = dict(parse_tolerance(t) for t in tolerance or [])
+    suite_obj = load_suite(suite)
+    names = _perturbations(perturb)
+    cpu = resolve_device(device or suite_obj.device) == "cpu"
+    if names and not cpu:
+        err_console.print("[yellow]note:[/] kernel perturbations emulate other CPUs; skipped for a GPU suite")
+        names = []
     with ResultStore(store) as db:
         summary = run_suite_with_progress(suite, db, device=device)
         if summary.failed:
-            console.print(f"[yellow]note:[/] {summary.failed} jobs failed; their scores are not in the baseline")
-        base = make_baseline(db, summary.suite, keys=summary.keys, tolerances=tols, command=_command_line(
-            "--suite", suite, "--out", out, "--store", store, "--device", device, "--tolerance", tolerance or [],
-            "--note", note),
-            suite_ref=suite, note=note)
+            err_console.print(f"[yellow]note:[/] {summary.failed} jobs failed; their scores are not in the baseline")
+        results = db.results(keys=summary.keys, traces=False)
+    observations = score_observations(results)
+    noise: dict[tuple, Noise] = {k: Noise() for k in observations}
+    if names:
+        console.print(f"measuring kernel noise: {len(names)} re-runs ({', '.join(names)})", highlight=False)
+        for key, means in measure_kernels(suite, names, list(observations)).items():
+            base_mean = sum(observations[key].values()) / len(observations[key])
+            noise[key].perturbations = means
+            noise[key].kernels = max(abs(m - base_mean) for m in means.values())
+    if noise_seeds:
+        console.print(f"measuring seed noise: one run with {noise_seeds} seeds", highlight=False)
+        for key, (sd, used) in measure_seeds(suite_obj, noise_seeds, device).items():
+            if key in noise:
+                noise[key].seeds = sd / len(observations[key]) ** 0.5
+                noise[key].seeds_used = used
+    command = _command_line("--suite", suite, "--out", out, "--store", store, "--device", device,
+                            "--perturb", perturb, "--noise-seeds", noise_seeds, "--note", note)
+    base = make_baseline(
+        results, suite=summary.suite, suite_ref=suite, note=note, command=command, noise=noise,
+        jobs={"total": summary.total, "done": summary.total - summary.failed, "failed": summary.failed,
+              "configurations": configuration_digest(summary.keys)},
+        noise_settings={"perturbations": names, "seeds": noise_seeds},
+    )
     save_baseline(base, out)
-    console.print(f"wrote {out}: {len(base['entries'])} scores of suite {summary.suite}", highlight=False)
+    console.print(f"wrote {out}: {len(base['entries'])} scores of suite {summary.suite}", highlight=False, markup=False)
     if summary.failed:
         sys.exit(1)
 
 
 def check_table(rep, title: str) -> Table:
     """Rich table of the scores that moved (fits an 80-column CI log: long names fold)."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("status", no_wrap=True)
     table.add_column("score (task · architecture · init · layer · metric)", overflow="fold", ratio=1)
-    for col in ("baseline", "current", "Δ", "tolerance"):
-        table.add_column(col, justify="right", no_wrap=True)
-    colour = {"worse": "red", "missing": "red", "better": "yellow", "new": "cyan"}
+    for col in ("baseline", "current", "Δ", "tolerance", "Δ/tol", "noise"):
+        table.add_column(col, justify="right", no_wrap=col != "noise")
+    colour = {"worse": "red", "missing": "red", "better": "yellow", "new": "cyan", "moved": "dim"}
     for r in rep.moved:
-        d = r.delta
+        d, ratio = r.delta, r.ratio
         table.add_row(
-            f"[{colour.get(r.status, 'white')}]{r.status}[/]",
-            " · ".join((r.task, r.arch, r.init, r.layer, r.metric)),
+            f"[{colour.get(r.status, 'white')}]{escape(r.status)}[/]",
+            escape(" · ".join((r.task, r.arch, r.init, r.layer, r.metric))),
             "—" if r.baseline is None else f"{r.baseline:.5g}", "—" if r.current is None else f"{r.current:.5g}",
-            "—" if d is None else f"{d:+.4g}", f"±{r.allowed:.3g}",
+            "—" if d is None else f"{d:+.4g}", f"±{r.tolerance:.3g}", "—" if ratio is None else f"{ratio:.1f}",
+            escape(r.why()),
         )
     return table
 
@@ -89,27 +134,43 @@ def check(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write the Markdown summary to this file.")] = None,
     allow_improvements: Annotated[bool, typer.Option("--allow-improvements", help="Do not fail when a score got better.")] = False,
 ) -> None:
-    """Re-run a suite (reusing stored results) and compare with a baseline; exit 1 if a score moved."""
+    """Re-run a suite (reusing stored results) and compare with a baseline; exit 1 if a score moved
+    beyond the tolerance its measured noise allows."""
     from archbench.cli.sweep import run_suite_with_progress
     from archbench.errors import ConfigError
-    from archbench.report.check import compare, load_baseline, report_markdown, score_entries
+    from archbench.report.baseline import configuration_digest, fingerprint_differences, load_baseline, machine_info
+    from archbench.report.check import compare, current_means, report_markdown
+    from archbench.report.noise import score_observations
     from archbench.store import ResultStore
+    from archbench.sweep import load_suite
 
     if fmt not in ("table", "md"):
         raise ConfigError(f"unknown --format {fmt!r}; valid: table, md")
     base = load_baseline(baseline)
-    suite_ref = suite or base.get("suite_ref") or base.get("suite")
+    suite_ref = suite or base.get("suite_ref") or base["suite"]
+    suite_obj = load_suite(suite_ref)
+    if suite_obj.name != base["suite"]:
+        raise ConfigError(f"baseline {str(baseline)!r} belongs to suite {base['suite']!r}, not {suite_obj.name!r}")
     with ResultStore(store) as db:
-        summary = run_suite_with_progress(suite_ref, db, device=device, quiet=fmt == "md")
-        current = score_entries(db.results(keys=summary.keys))
+        summary = run_suite_with_progress(suite_obj, db, device=device, quiet=fmt == "md")
+        current = current_means(score_observations(db.results(keys=summary.keys, traces=False)))
     rep = compare(base, current, allow_improvements=allow_improvements)
+    rep.machine_differences = fingerprint_differences(base.get("machine", {}), machine_info())
+    configurations = base.get("jobs", {}).get("configurations")
+    rep.configuration_changed = configurations is not None and configurations != configuration_digest(summary.keys)
     md = report_markdown(rep, str(baseline))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(md, encoding="utf-8")
+        from archbench.results import atomic_write
+
+        atomic_write(out, md)
     if fmt == "md":
         console.print(md, markup=False, highlight=False, soft_wrap=True)
     else:
+        if rep.machine_differences:
+            console.print("machine differs from the baseline's: " + "; ".join(rep.machine_differences),
+                          markup=False, highlight=False, soft_wrap=True)
+        if rep.configuration_changed:
+            console.print("the suite's job configurations differ from the baseline's", markup=False, highlight=False)
         counts = ", ".join(f"{v} {k}" for k, v in sorted(rep.counts().items()))
         if rep.moved:
             console.print(check_table(rep, f"scores that moved (suite {rep.suite} vs {baseline})"))

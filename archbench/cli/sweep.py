@@ -28,13 +28,13 @@ def sweep_progress() -> Progress:
     )
 
 
-def run_suite_with_progress(suite_ref: str, store, *, executor: str = "local", device: str | None = None,
+def run_suite_with_progress(suite_ref, store, *, executor: str = "local", device: str | None = None,
                             out: Path | None = None, rerun_failed: bool = True, quiet: bool = False,
                             executor_options: dict | None = None):
     """Run a suite with a rich progress bar over its jobs; returns the :class:`SweepSummary`."""
-    from archbench.sweep import load_suite, run_sweep
+    from archbench.sweep import Suite, load_suite, run_sweep
 
-    suite = load_suite(suite_ref)
+    suite = suite_ref if isinstance(suite_ref, Suite) else load_suite(suite_ref)
     with sweep_progress() as bar:
         task_id = bar.add_task(f"suite {suite.name}", total=None, done=0, failed=0)
         state = {"done": 0, "failed": 0}
