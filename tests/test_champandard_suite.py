@@ -30,12 +30,12 @@ def test_builtin_suite_is_the_blogs_grid():
         "vgg19(depth=3,width=0.5)",
         "champandard2016",
     ]
-    assert suite.reference == "vgg19" and len(suite.seeds) >= 3
-    assert sorted(suite.images) == ["brick", "grass", "gravel"]
+    assert suite.reference == "vgg19" and len(suite.seeds) >= 5
+    assert sorted(suite.images) == ["brick", "grass", "gravel", "immunohistochemistry"]
     (task,) = suite.tasks
     assert task.name == "texture" and task.metrics == METRICS
     assert task.options["loss"] == "patches" and task.options["phases"] == 3
-    assert len(expand_jobs(suite, "cpu")) == len(specs) * len(suite.seeds) * 3
+    assert len(expand_jobs(suite, "cpu")) == len(specs) * len(suite.seeds) * 4
 
 
 def test_every_entry_builds_and_its_patch_layers_fit_the_smallest_phase():

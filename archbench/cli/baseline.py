@@ -92,12 +92,19 @@ def baseline_save(
                 noise[key].seeds_used = used
     command = _command_line("--suite", suite, "--out", out, "--store", store, "--device", device,
                             "--perturb", perturb, "--noise-seeds", noise_seeds, "--note", note)
+    from archbench.report.claims import claims_of_store
+
+    with ResultStore(store) as db:
+        claims = claims_of_store(db, summary.suite, summary.keys)
     base = make_baseline(
         results, suite=summary.suite, suite_ref=suite, note=note, command=command, noise=noise,
         jobs={"total": summary.total, "done": summary.total - summary.failed, "failed": summary.failed,
               "configurations": configuration_digest(summary.keys)},
         noise_settings={"perturbations": names, "seeds": noise_seeds},
     )
+    base["claims"] = [{"id": c.id, "verdict": c.verdict, "pairs": [
+        {"better": p.better, "worse": p.worse, "n": p.n, "difference": p.diff, "ci": p.ci, "p_holm": p.p_holm}
+        for p in c.pairs]} for c in claims]
     save_baseline(base, out)
     console.print(f"wrote {out}: {len(base['entries'])} scores of suite {summary.suite}", highlight=False, markup=False)
     if summary.failed:
@@ -139,7 +146,8 @@ def check(
     from archbench.cli.sweep import run_suite_with_progress
     from archbench.errors import ConfigError
     from archbench.report.baseline import configuration_digest, fingerprint_differences, load_baseline, machine_info
-    from archbench.report.check import compare, current_means, report_markdown
+    from archbench.report.check import compare, compare_claims, current_means, report_markdown
+    from archbench.report.claims import claims_of_store
     from archbench.report.noise import score_observations
     from archbench.store import ResultStore
     from archbench.sweep import load_suite
@@ -154,7 +162,9 @@ def check(
     with ResultStore(store) as db:
         summary = run_suite_with_progress(suite_obj, db, device=device, quiet=fmt == "md")
         current = current_means(score_observations(db.results(keys=summary.keys, traces=False)))
+        claims = claims_of_store(db, suite_obj.name, summary.keys) if base.get("claims") is not None else []
     rep = compare(base, current, allow_improvements=allow_improvements)
+    rep.claims = compare_claims(base.get("claims") or [], claims)
     rep.machine_differences = fingerprint_differences(base.get("machine", {}), machine_info())
     configurations = base.get("jobs", {}).get("configurations")
     rep.configuration_changed = configurations is not None and configurations != configuration_digest(summary.keys)
@@ -174,6 +184,11 @@ def check(
         counts = ", ".join(f"{v} {k}" for k, v in sorted(rep.counts().items()))
         if rep.moved:
             console.print(check_table(rep, f"scores that moved (suite {rep.suite} vs {baseline})"))
+        for c in rep.claims:
+            if c.status != "ok":
+                colour = "red" if c.status == "flipped" else "yellow"
+                console.print(f"[{colour}]claim {escape(c.id)}:[/] {escape(c.baseline or '—')} -> "
+                              f"{escape(c.current or '—')} ({c.status})", highlight=False)
         verdict = "[green]passed[/]" if rep.passed else "[bold red]FAILED[/]"
         console.print(f"check {verdict}: {len(rep.rows)} scores compared ({counts})", highlight=False)
     if not rep.passed:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from archbench.cli.app import app, console, err_console
@@ -106,8 +107,12 @@ def sweep(
         f"suite [bold]{summary.suite}[/]: {summary.total} jobs: {summary.skipped} already stored, "
         f"{summary.done} done now, {summary.failed} failed"
         + (f", {summary.taken} finished by another sweep" if summary.taken else "")
+        + (f", {len(summary.not_run)} not run (trained weights absent)" if summary.not_run else "")
         + f"; store {store}",
         highlight=False,
     )
+    for spec in sorted({job.arch for job, _ in summary.not_run}):
+        why = next(w for job, w in summary.not_run if job.arch == spec)
+        err_console.print(f"[yellow]not run:[/] {escape(spec)} with trained weights: {escape(why)}", highlight=False, soft_wrap=True)
     if summary.failed:
         sys.exit(1)  # SystemExit: typer.Exit's code is dropped when the app runs with standalone_mode=False

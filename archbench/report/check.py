@@ -7,6 +7,9 @@ with no current result (``missing``) and -- unless improvements are allowed -- o
 score (the baseline is then stale). ``final_loss`` moves are listed as ``moved`` and never fail.
 Scores new since the baseline are listed, not failed. Before the table, the check names what
 differs between the machine that saved the baseline and this one (:func:`fingerprint_differences`).
+
+A suite's **claims** (:mod:`archbench.report.claims`) gate too: a claim whose verdict flips between
+``supported`` and ``contradicted`` fails the check; other changes of verdict are listed.
 """
 
 from __future__ import annotations
@@ -57,14 +60,45 @@ class CheckRow:
 
 
 @dataclass
+class ClaimRow:
+    """One claim's verdict then and now; ``status``: ok, flipped (fails), changed, missing, new."""
+
+    id: str
+    baseline: str | None
+    current: str | None
+    status: str
+
+
+DEFINITE = {"supported", "contradicted"}
+
+
+def compare_claims(saved: list[dict[str, Any]], current: list[Any]) -> list[ClaimRow]:
+    """Verdicts of the baseline's claims (``saved``) against ``current`` claim results."""
+    now = {c.id: c.verdict for c in current}
+    rows = []
+    for c in saved:
+        new = now.pop(c["id"], None)
+        if new is None:
+            rows.append(ClaimRow(c["id"], c["verdict"], None, "missing"))
+        elif new == c["verdict"]:
+            rows.append(ClaimRow(c["id"], c["verdict"], new, "ok"))
+        else:
+            flipped = {c["verdict"], new} == DEFINITE
+            rows.append(ClaimRow(c["id"], c["verdict"], new, "flipped" if flipped else "changed"))
+    rows += [ClaimRow(cid, None, v, "new") for cid, v in now.items()]
+    return rows
+
+
+@dataclass
 class CheckReport:
-    """Outcome of comparing current scores with a baseline."""
+    """Outcome of comparing current scores (and claims) with a baseline."""
 
     suite: str
     rows: list[CheckRow] = field(default_factory=list)
     allow_improvements: bool = False
     machine_differences: list[str] = field(default_factory=list)
     configuration_changed: bool = False
+    claims: list[ClaimRow] = field(default_factory=list)
 
     @property
     def moved(self) -> list[CheckRow]:
@@ -76,8 +110,12 @@ class CheckReport:
         return [r for r in self.rows if r.status in bad]
 
     @property
+    def failing_claims(self) -> list[ClaimRow]:
+        return [c for c in self.claims if c.status == "flipped"]
+
+    @property
     def passed(self) -> bool:
-        return not self.failing
+        return not self.failing and not self.failing_claims
 
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = defaultdict(int)
@@ -156,4 +194,9 @@ def report_markdown(rep: CheckReport, baseline_path: str = "") -> str:
             ]) + " |")
     else:
         lines.append("No score moved beyond its tolerance.")
+    changed = [c for c in rep.claims if c.status != "ok"]
+    if rep.claims:
+        lines += ["", f"{len(rep.claims)} claims compared: "
+                  + (", ".join(f"`{_md_escape(c.id)}` {_md_escape(c.baseline or '—')} → {_md_escape(c.current or '—')} "
+                               f"({c.status})" for c in changed) or "every verdict unchanged") + "."]
     return "\n".join(lines) + "\n"

@@ -55,6 +55,13 @@ def to_csv(lb: Leaderboard) -> str:
     for o in lb.overall:
         w.writerow(["overall", "", "mean rank", ALL_LAYERS, "lower", o.rank, o.unit, o.arch, o.init, o.boards,
                     repr(o.mean_rank), "", "", "", "", "", "yes" if o.unit == lb.reference else ""])
+    if lb.claims:
+        from archbench.report.claims import CSV_HEADER, claims_csv_rows
+
+        w.writerow([])  # the claims: a second table with its own header
+        w.writerow(CSV_HEADER)
+        for row in claims_csv_rows(lb.claims):
+            w.writerow(["" if v is None else v for v in row])
     return buf.getvalue()
 
 
@@ -118,6 +125,10 @@ def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
         for o in lb.overall:
             out.append(f"| {fmt(o.rank, 3)} | {_md_escape(o.unit)} | {fmt(o.mean_rank, 3)} | {o.boards} |")
         out.append("")
+    if lb.claims:
+        from archbench.report.claims import claims_markdown
+
+        out += claims_markdown(lb.claims, _md_escape)
     for b in lb.boards:
         if b.layer != ALL_LAYERS:
             continue

@@ -460,6 +460,10 @@ def to_html(lb: Leaderboard, store=None, max_images: int = 6, correlation=None) 
             h.append(f'<tr{cls}><td data-v="{_num(o.rank)}">{esc(fmt(o.rank, 3))}</td><td class="name">{esc(o.unit)}</td>'
                      f'<td data-v="{_num(o.mean_rank)}">{esc(fmt(o.mean_rank, 3))}</td><td data-v="{o.boards}">{o.boards}</td></tr>')
         h.append("</tbody></table>")
+    if lb.claims:
+        from archbench.report.claims import claims_html
+
+        h.append(claims_html(lb.claims, esc))
     if correlation is not None:
         h.append(_correlation_section(correlation))
     for ti, task in enumerate(tasks):

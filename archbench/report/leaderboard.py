@@ -89,10 +89,16 @@ class Leaderboard:
     generated: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     devices: list[str] = field(default_factory=list)
+    claims: list[Any] = field(default_factory=list)  # archbench.report.claims.ClaimResult
 
     @property
     def failed(self) -> list[StoredRun]:
-        return [j for j in self.jobs if j.status != "done"]
+        return [j for j in self.jobs if j.status == "failed"]
+
+    @property
+    def not_run(self) -> list[StoredRun]:
+        """Runs stored as ``skipped`` (a trained network whose weights are absent)."""
+        return [j for j in self.jobs if j.status == "skipped"]
 
     @property
     def judge_note(self) -> str:
@@ -126,13 +132,15 @@ class Leaderboard:
             "generated": self.generated,
             "versions": self.versions,
             "devices": self.devices,
-            "jobs": {"total": len(self.jobs), "done": len(self.jobs) - len(self.failed), "failed": len(self.failed)},
+            "jobs": {"total": len(self.jobs), "done": sum(j.status == "done" for j in self.jobs),
+                     "failed": len(self.failed), "not_run": len(self.not_run)},
             "failures": [
                 {"key": j.key, "arch": j.arch, "init": j.init, "seed": j.seed, "task": j.task, "image": j.image, "error": j.error}
                 for j in self.failed
             ],
             "boards": [asdict(b) for b in self.boards],
             "overall": [asdict(o) for o in self.overall],
+            "claims": [c.to_json() for c in self.claims],
         }
 
 
@@ -287,4 +295,8 @@ def leaderboard_from_store(
     results = store.results(suite=suite, keys=keys)
     jobs = store.runs(suite=suite, keys=keys)
     lb = build_leaderboard(results, jobs, reference=reference, suite=suite)
+    if suite is not None:
+        from archbench.report.claims import claims_of_store
+
+        lb.claims = claims_of_store(store, suite, keys)
     return lb

@@ -341,6 +341,11 @@ class ResultStore:
     def suite_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM suite_runs ORDER BY suite")]
 
+    def suite_definition(self, name: str) -> dict[str, Any] | None:
+        """The suite's definition as it was when last swept (``Suite.to_json``), or None."""
+        row = self.conn.execute("SELECT definition FROM suites WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def suite_reference(self, name: str) -> str | None:
         row = self.conn.execute("SELECT reference FROM suites WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None

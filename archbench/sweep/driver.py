@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class SweepSummary:
     """Counts of a sweep: ``total`` jobs; ``skipped`` (already done); ``done``/``failed`` now;
-    ``taken`` (finished by a concurrent sweep meanwhile); ``failures``: (job, reason)."""
+    ``taken`` (finished by a concurrent sweep meanwhile); ``failures``: (job, reason);
+    ``not_run``: (job, reason) of jobs whose trained weights are absent here (stored as
+    ``skipped``, tried again by the next sweep; not failures)."""
 
     suite: str
     total: int = 0
@@ -38,6 +40,7 @@ class SweepSummary:
     taken: int = 0
     keys: list[str] = field(default_factory=list)
     failures: list[tuple[RunConfig, str]] = field(default_factory=list)
+    not_run: list[tuple[RunConfig, str]] = field(default_factory=list)
 
 
 def run_sweep(
@@ -85,6 +88,7 @@ def run_sweep(
     todo = [j for j in jobs if statuses.get(j.key) not in skip]
     summary.skipped = len(jobs) - len(todo)
     log.info("suite %s: %d jobs, %d already stored, %d to run on %s", suite.name, len(jobs), summary.skipped, len(todo), dev)
+    todo = _store_absent_weights(todo, store, suite.name, summary)
     if on_plan:
         on_plan(len(todo), len(jobs))
     if not todo:
@@ -114,3 +118,24 @@ def run_sweep(
 
     executor.run(todo, finished, started, skip)
     return summary
+
+
+def _store_absent_weights(jobs: list[RunConfig], store: ResultStore, suite: str, summary: SweepSummary) -> list[RunConfig]:
+    """Store the jobs of trained networks whose weights are absent here as ``skipped`` (with the
+    reason: how to get the weights) instead of running them into failures; the rest to run."""
+    import time
+
+    from archbench.weights import pretrained_unavailable
+
+    todo = []
+    for job in jobs:
+        why = pretrained_unavailable(job.arch) if job.init == "pretrained" else None
+        if why is None:
+            todo.append(job)
+            continue
+        now = time.time()
+        store.put(RunOutcome(job, "skipped", f"not run: trained weights absent: {why}", [], now, now), suite)
+        summary.not_run.append((job, why))
+    if summary.not_run:
+        log.warning("%d jobs not run: trained weights absent", len(summary.not_run))
+    return todo

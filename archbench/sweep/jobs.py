@@ -37,6 +37,8 @@ def expand_jobs(suite: Suite, device: str) -> list[RunConfig]:
             for task in suite.tasks:
                 if task.archs is not None and arch.spec not in task.archs:
                     continue
+                if task.inits is not None and init not in task.inits:
+                    continue
                 for seed in arch.seeds or task.seeds or suite.seeds:
                     for config in resolve(
                         arch.spec, task.name, list(task.images or suite.images), init=init, seed=seed,

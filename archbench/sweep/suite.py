@@ -26,8 +26,8 @@ A suite file looks like this (every key but ``name`` and at least one arch and t
     name = "reconstruct"
     options = { layers = ["pool1", "pool2"] }  # task options (see `archbench run --help`)
     metrics = ["ssim", "psnr"]                   # default: the task's own
-    # size, iterations, images, seeds may be overridden per task, and
-    # archs = ["vgg19"] restricts it to some of the suite's architectures (e.g. for layer names)
+    # size, iterations, images, seeds may be overridden per task; archs = ["vgg19"] restricts it
+    # to some of the suite's architectures (e.g. for layer names), inits = [...] to some inits
 
 Errors name the file, the line and what was expected: ``ci.toml:7: unknown key 'sedes' in the
 top level; expected one of ...; did you mean 'seeds'?``. TOML has no positions for parsed
@@ -74,6 +74,7 @@ TOP_KEYS = {
     "tasks": "a list of task names",
     "arch": "an array of tables [[arch]]",
     "task": "an array of tables [[task]]",
+    "claim": "an array of tables [[claim]] (hypotheses tested by `archbench report`)",
 }
 ARCH_KEYS = {
     "spec": "an architecture spec string",
@@ -90,6 +91,7 @@ TASK_KEYS = {
     "images": "a list of image names or paths",
     "seeds": "a list of integers or an integer n",
     "archs": "a list of the suite's architecture specs this task runs on (default: all)",
+    "inits": "a list of the suite's inits this task runs with (default: all)",
 }
 
 
@@ -114,6 +116,7 @@ class TaskEntry:
     images: list[str] | None = None
     seeds: list[int] | None = None
     archs: list[str] | None = None
+    inits: list[str] | None = None
 
 
 @dataclass
@@ -135,6 +138,7 @@ class Suite:
     history: int = 100
     device: str = "auto"
     judge: str = "auto"
+    claims: list[Any] = field(default_factory=list)  # archbench.sweep.claims.Claim
 
     def to_json(self) -> dict[str, Any]:
         """The suite as plain data (stored with the results)."""
@@ -440,6 +444,14 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                     f"architectures: {', '.join(sorted(seen))}",
                     "archs", "task", i,
                 )
+        only_inits = ctx.strings(t, "inits", TASK_KEYS, "task", i)
+        all_inits = {init for a in suite.archs for init in (a.inits or suite.inits)}
+        stray = [x for x in only_inits or [] if x not in all_inits]
+        if stray:
+            raise ctx.error(
+                f"'inits' of [[task]] #{i + 1} names {', '.join(map(repr, stray))}, not among the suite's inits: "
+                f"{', '.join(sorted(all_inits))}", "inits", "task", i,
+            )
         suite.tasks.append(
             TaskEntry(
                 tname,
@@ -450,6 +462,7 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                 [_resolve_image(s, base) for s in images] if images else None,
                 ctx.seeds(t, "seeds", TASK_KEYS, "task", i),
                 only,
+                only_inits,
             )
         )
     if not suite.tasks:
@@ -465,6 +478,9 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                 f"'reference' {suite.reference!r} is not one of the suite's architectures: {', '.join(sorted(seen))}",
                 "reference",
             )
+    from archbench.sweep.claims import parse_claims
+
+    suite.claims = parse_claims(ctx, data, suite)
     return suite
 
 
