@@ -40,10 +40,12 @@ def run_suite_with_progress(suite_ref, store, *, executor: str = "local", device
         task_id = bar.add_task(f"suite {suite.name}", total=None, done=0, failed=0)
         state = {"done": 0, "failed": 0}
 
-        def on_plan(todo: int, total: int) -> None:
+        def on_plan(todo: int, total: int, not_run: int) -> None:
             if not quiet:
                 console.print(
-                    f"suite [bold]{suite.name}[/]: {total} jobs, {total - todo} already in {store.path}, {todo} to run",
+                    f"suite [bold]{escape(suite.name)}[/]: {total} jobs, {total - todo - not_run} already in "
+                    f"{escape(str(store.path))}, " + (f"{not_run} not run (trained weights absent), " if not_run else "")
+                    + f"{todo} to run",
                     highlight=False,
                 )
             bar.update(task_id, total=todo)

@@ -52,7 +52,7 @@ def run_sweep(
     out_dir: str | Path | None = None,
     rerun_failed: bool = True,
     executor_options: dict[str, Any] | None = None,
-    on_plan: Callable[[int, int], None] | None = None,
+    on_plan: Callable[[int, int, int], None] | None = None,
     on_start: Callable[[RunConfig], None] | None = None,
     on_result: Callable[[RunOutcome], None] | None = None,
 ) -> SweepSummary:
@@ -67,7 +67,8 @@ def run_sweep(
         rerun_failed: re-run jobs stored as failed (default) instead of skipping them.
         executor_options: keyword arguments of the executor named by ``executor`` (e.g. ``address``,
             ``gpus_per_job`` for ``ray``).
-        on_plan: ``(to_run, total)`` once the plan is known; ``on_start(job)``,
+        on_plan: ``(to_run, total, not_run)`` once the plan is known (``not_run``: jobs of trained
+            networks whose weights are absent); ``on_start(job)``,
             ``on_result(outcome)``: called per job (e.g. to drive a progress bar).
 
     Returns:
@@ -90,7 +91,7 @@ def run_sweep(
     log.info("suite %s: %d jobs, %d already stored, %d to run on %s", suite.name, len(jobs), summary.skipped, len(todo), dev)
     todo = _store_absent_weights(todo, store, suite.name, summary)
     if on_plan:
-        on_plan(len(todo), len(jobs))
+        on_plan(len(todo), len(jobs), len(summary.not_run))
     if not todo:
         return summary
 
