@@ -6,7 +6,10 @@ CSV rows hold the flat columns (identity, final loss, one column per metric, tim
 hold everything, including the loss trace, the full configuration and the package versions, so a
 number can be traced to what made it. Files are rewritten atomically (temporary file + rename),
 merging with rows already there: a new run never loses earlier results, and a row with the same
-key and layer is replaced.
+key and layer is replaced. A line of ``results.jsonl`` that cannot be read (a write cut short by a
+crash) is moved to ``results.jsonl.unreadable`` rather than failing the next run or being lost.
+Text cells of ``results.csv`` are neutralised against spreadsheet formula injection
+(:func:`archbench.escaping.csv_cell`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import csv
 import io
 import json
 import logging
-import os
 import platform
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from archbench.config import HasConfig, RunConfig
+from archbench.escaping import csv_dict
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +161,9 @@ def cpu_model() -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    from archbench.fileio import atomic_write
+
+    atomic_write(path, text, what="results file")
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -226,6 +225,6 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for flat in flat_rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in flat.items()})
+        writer.writerow(csv_dict({k: ("" if v is None else v) for k, v in flat.items()}))
     _atomic_write(csv_path, buf.getvalue())
     return csv_path, jsonl
