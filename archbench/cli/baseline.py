@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from archbench.cli.app import app, console
@@ -55,7 +56,7 @@ def baseline_save(
             "--note", note),
             suite_ref=suite, note=note)
     save_baseline(base, out)
-    console.print(f"wrote {out}: {len(base['entries'])} scores of suite {summary.suite}", highlight=False)
+    console.print(f"wrote {out}: {len(base['entries'])} scores of suite {summary.suite}", highlight=False, markup=False)
     if summary.failed:
         sys.exit(1)
 
@@ -72,7 +73,7 @@ def check_table(rep, title: str) -> Table:
         d = r.delta
         table.add_row(
             f"[{colour.get(r.status, 'white')}]{r.status}[/]",
-            " · ".join((r.task, r.arch, r.init, r.layer, r.metric)),
+            escape(" · ".join((r.task, r.arch, r.init, r.layer, r.metric))),
             "—" if r.baseline is None else f"{r.baseline:.5g}", "—" if r.current is None else f"{r.current:.5g}",
             "—" if d is None else f"{d:+.4g}", f"±{r.allowed:.3g}",
         )
@@ -112,7 +113,7 @@ def check(
     else:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(rep.counts().items()))
         if rep.moved:
-            console.print(check_table(rep, f"scores that moved (suite {rep.suite} vs {baseline})"))
+            console.print(check_table(rep, f"scores that moved (suite {rep.suite} vs {escape(str(baseline))})"))
         verdict = "[green]passed[/]" if rep.passed else "[bold red]FAILED[/]"
         console.print(f"check {verdict}: {len(rep.rows)} scores compared ({counts})", highlight=False)
     if not rep.passed:
