@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from archbench.errors import ConfigError
+from archbench.escaping import md_cell
 from archbench.report import stats
 from archbench.results import cpu_model
 from archbench.store import ResultStore, StoredResult
@@ -295,7 +296,7 @@ def report_markdown(rep: CheckReport, baseline_path: str = "") -> str:
                   "|:---|:---|:---|:---|:---|:---|---:|---:|---:|---:|"]
         for r in moved:
             cells = [r.status, r.task, r.arch, r.init, r.layer, r.metric]
-            cells = [c.replace("|", "\\|") for c in cells]
+            cells = [md_cell(c) for c in cells]
             d = r.delta
             lines.append("| " + " | ".join(cells + [_f(r.baseline), _f(r.current), "—" if d is None else f"{d:+.4g}",
                                                    f"±{r.allowed:.3g}"]) + " |")
