@@ -41,6 +41,7 @@ def test_run_reconstruct_end_to_end(tmp_path, photo_png):
             assert Image.open(png).size == (32, 32)
 
 
+@pytest.mark.slow
 def test_rerun_keeps_earlier_results(tmp_path, photo_png):
     out = tmp_path / "out"
     common = ["run", "--arch", "vgg11", "--image", str(photo_png), "--size", "32", "--iters", "3", "--device", "cpu", "--out", str(out)]
