@@ -370,7 +370,6 @@ def test_report_with_truth_adds_the_section(zoo_store, tmp_path, capsys):
     assert code == 0 and "Does the score predict" not in stdout
 
 
-@pytest.mark.slow
 def test_accuracy_suites_match_every_architecture_exactly():
     from archbench.sweep.suite import load_suite
     from tests.conftest import ROOT
