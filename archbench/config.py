@@ -34,6 +34,7 @@ from types import MappingProxyType
 from typing import Any
 
 from archbench.errors import ConfigError
+from archbench.limits import MAX_SIZE, MAX_SIZE_ENV, max_size  # noqa: F401  (documented limits)
 
 #: bump when the meaning of a configuration changes (every key changes with it)
 CONFIG_FORMAT = 2
@@ -358,6 +359,7 @@ def canonical_init(init: str, device: str) -> str:
     its size and iterations); any other init unchanged."""
     if not (init == "stacked" or init.startswith("stacked(")):
         return init
+    from archbench.architectures.init import validate_init
     from archbench.architectures.registry import canonical_spec, parse_spec
 
     _, opts = parse_spec(init)
@@ -366,7 +368,16 @@ def canonical_init(init: str, device: str) -> str:
     unknown = sorted(set(opts) - set(valid))
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(unknown)} in init {init!r}; valid: {', '.join(valid)}")
-    return canonical_spec("stacked", {**valid, **opts})
+    full = {**valid, **opts}
+    for key in ("candidates", "size", "iterations"):
+        if isinstance(full[key], bool) or not isinstance(full[key], int) or full[key] < 1:
+            raise ConfigError(f"{key} in init {init!r} must be a positive integer, got {full[key]!r}")
+    if full["size"] > max_size():
+        raise ConfigError(f"size in init {init!r} is more than the limit of {max_size()} px")
+    if not isinstance(full["base"], str) or full["base"].startswith("stacked"):
+        raise ConfigError(f"base in init {init!r} must be a random init such as gaussian:0.015")
+    validate_init(full["base"])
+    return canonical_spec("stacked", full)
 
 
 def parse_stacked(init: str) -> dict[str, Any] | None:
@@ -433,6 +444,10 @@ def resolve(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     size = _posint(size, "size") or _posint(base_size, "size") or d.size
+    if size > max_size():
+        raise ConfigError(
+            f"size {size} px is more than the limit of {max_size()} px (the paper uses 256; set {MAX_SIZE_ENV} to allow more)"
+        )
     iterations = (
         _posint(iterations, "iterations")
         or preset_iterations(opts.get("preset"))
@@ -447,7 +462,13 @@ def resolve(
     for name in metric_names:
         get_metric(name)
     spec = canonical_spec(arch)
+    if not isinstance(init, str) or not init.strip():
+        raise ConfigError(f"init must be a non-empty string, got {init!r}")
     init = canonical_init(init.strip(), dev)
+    if parse_stacked(init) is None:
+        from archbench.architectures.init import validate_init
+
+        validate_init(init)
     judged = any(get_metric(m).judged for m in metric_names)
     chosen_judge = judge_for(spec, init, seed, judge).name if judged else None
     sources = [images] if isinstance(images, str) else list(images)

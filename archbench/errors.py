@@ -35,3 +35,17 @@ class OptimizationError(ArchbenchError):
 
 class ConfigError(ArchbenchError):
     """A malformed option, specification or suite file."""
+
+
+class OutputError(ArchbenchError):
+    """Output that cannot be written: ``--out`` is a file, a read-only or missing place, the disk
+    is full. Raised before any work where it can be known, and it stops a sweep (every later job
+    would fail the same way) instead of becoming a failed job."""
+
+
+class StoreError(ArchbenchError):
+    """A results store that cannot be read or written: corrupt, full disk, read-only, locked."""
+
+
+class ResourceError(ArchbenchError):
+    """Work that does not fit this machine (memory): too large an image or batch."""

@@ -6,7 +6,10 @@ CSV rows hold the flat columns (identity, final loss, one column per metric, tim
 hold everything, including the loss trace, the full configuration and the package versions, so a
 number can be traced to what made it. Files are rewritten atomically (temporary file + rename),
 merging with rows already there: a new run never loses earlier results, and a row with the same
-key and layer is replaced.
+key and layer is replaced. A line of ``results.jsonl`` that cannot be read (a write cut short by a
+crash) is moved to ``results.jsonl.unreadable`` rather than failing the next run or being lost.
+Text cells of ``results.csv`` are neutralised against spreadsheet formula injection
+(:func:`archbench.escaping.csv_cell`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import csv
 import io
 import json
 import logging
-import os
 import platform
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from archbench.config import HasConfig, RunConfig
+from archbench.escaping import csv_dict
 
 log = logging.getLogger(__name__)
 
@@ -157,22 +160,10 @@ def cpu_model() -> str:
     return ""
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so that readers see the
-    old or the new content, never a part; the temporary file is removed if the write fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+def _atomic_write(path: Path, text: str) -> None:
+    from archbench.fileio import atomic_write
+
+    atomic_write(path, text, what="results file")
 
 
 def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -218,10 +209,10 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
     if bad:  # keep what cannot be read beside the file instead of failing or dropping it
         kept = jsonl.with_name(jsonl.name + ".unreadable")
         previous = kept.read_text(encoding="utf-8") if kept.exists() else ""
-        atomic_write(kept, previous + "".join(line + "\n" for line in bad))
+        _atomic_write(kept, previous + "".join(line + "\n" for line in bad))
         log.warning("%s: %d unreadable line(s) moved to %s", jsonl, len(bad), kept)
     rows = [r for r in old if (r.get("key"), r.get("layer")) not in new] + list(new.values())
-    atomic_write(jsonl, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
+    _atomic_write(jsonl, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows))
 
     flat_rows = [_flat(r) for r in rows]
     metric_cols: list[str] = []
@@ -234,6 +225,6 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for flat in flat_rows:
-        writer.writerow({k: ("" if v is None else v) for k, v in flat.items()})
-    atomic_write(csv_path, buf.getvalue())
+        writer.writerow(csv_dict({k: ("" if v is None else v) for k, v in flat.items()}))
+    _atomic_write(csv_path, buf.getvalue())
     return csv_path, jsonl

@@ -15,7 +15,13 @@ Two modes:
 * ``strict=False`` (sweeps): whatever goes wrong in a run -- a bad image, a non-finite loss, CUDA
   out of memory, any exception -- becomes a failed outcome with its reason, and the rest go on. A
   batch that fails as a whole falls back to running its configurations one by one, so only the
-  bad one fails. ``KeyboardInterrupt`` is never caught.
+  bad one fails. ``KeyboardInterrupt`` is never caught, and neither is an
+  :class:`~archbench.errors.OutputError` (the output folder cannot be written: disk full,
+  read-only): every later job would fail the same way, so the sweep stops with that one error
+  instead of storing each job as failed.
+
+In strict mode, running out of memory (an image size or batch too large for this machine) raises
+:class:`~archbench.errors.ResourceError` with one line instead of a traceback.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import torch
 
 from archbench.architectures.base import TappedNetwork
 from archbench.config import RunConfig, device_type, parse_stacked, resolve
-from archbench.errors import ArchbenchError
+from archbench.errors import ArchbenchError, OutputError, ResourceError
 from archbench.images import save_image
 from archbench.metrics import compute_metrics
 from archbench.metrics.gram import get_judge, use_judge
@@ -63,6 +69,15 @@ def failure_reason(exc: BaseException) -> str:
         return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed (CUDA or host memory)."""
+    if isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text
+                                              or "not enough memory" in text)
 
 
 def free_memory() -> None:
@@ -317,7 +332,20 @@ class Plan:
         for batch, build_seconds in zip(self.batches, self.build_seconds, strict=True):
             yield Started(batch.configs)
             started, t0 = time.time(), time.perf_counter()
-            results = batch.run(out_dir, progress)
+            try:
+                results = batch.run(out_dir, progress)
+            except ArchbenchError:
+                raise
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                free_memory()
+                first = batch.configs[0]
+                raise ResourceError(
+                    f"out of memory running {first.task} on {first.arch} at {first.size} px with "
+                    f"{len(batch.configs)} image(s) on {first.device} ({failure_reason(exc)}); try a smaller --size "
+                    "or fewer images"
+                ) from None
             seconds = (time.perf_counter() - t0) / len(batch.configs)
             provenance = {**_network_provenance(batch.net), "batch": len(batch.configs)}
             for k, c in enumerate(batch.configs):
@@ -335,12 +363,24 @@ def prepare(configs: Sequence[RunConfig], *, net: TappedNetwork | None = None, b
     plan = Plan()
     for group in group_by_network(configs):
         t0 = time.perf_counter()
-        group_net = net if net is not None else build_network(group[0])
-        build_seconds = time.perf_counter() - t0
-        for batch in batches(group, batch_images):
-            plan.batches.append(Batch.prepare(batch, group_net))
-            plan.build_seconds.append(build_seconds)
-            build_seconds = 0.0
+        try:
+            group_net = net if net is not None else build_network(group[0])
+            build_seconds = time.perf_counter() - t0
+            for batch in batches(group, batch_images):
+                plan.batches.append(Batch.prepare(batch, group_net))
+                plan.build_seconds.append(build_seconds)
+                build_seconds = 0.0
+        except ArchbenchError:
+            raise
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            free_memory()
+            first = group[0]
+            raise ResourceError(
+                f"out of memory preparing {first.task} on {first.arch} at {first.size} px on {first.device} "
+                f"({failure_reason(exc)}); try a smaller --size or architecture"
+            ) from None
     return plan
 
 
@@ -350,6 +390,8 @@ def _run_batch_or_each(batch: list[RunConfig], net: TappedNetwork, out_dir: OutD
     started, t0 = time.time(), time.perf_counter()
     try:
         results = Batch.prepare(batch, net).run(out_dir, progress)
+    except OutputError:
+        raise  # the output folder cannot be written: every job would fail the same way
     except Exception as exc:
         reason = failure_reason(exc)
         if not isinstance(exc, ArchbenchError):

@@ -1,4 +1,10 @@
-"""Shared fixtures: tiny images on disk and the path of the console script."""
+"""Shared fixtures: tiny images on disk and the path of the console script.
+
+Tests marked ``slow`` (long end-to-end runs) are skipped by default so that ``python -m pytest``
+stays short; ``--run-slow`` runs them, and so does any run with the environment variable ``CI``
+set (as CI services set it) or ``ARCHBENCH_RUN_SLOW=1``. An explicit ``-m`` expression decides for
+itself (``-m slow`` runs only them).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (CI runs every test)")
+
+
+def run_slow(config) -> bool:
+    """Whether the ``slow`` tests run: ``--run-slow``, ``CI`` set, or ``ARCHBENCH_RUN_SLOW=1``."""
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return bool(config.getoption("--run-slow") or ci or os.environ.get("ARCHBENCH_RUN_SLOW") == "1")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if run_slow(config) or config.getoption("markexpr", ""):
+        return
+    skip = pytest.mark.skip(reason="slow: `pytest --run-slow` runs it (CI runs every test)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def archbench_exe() -> str:

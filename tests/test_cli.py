@@ -41,6 +41,7 @@ def test_run_reconstruct_end_to_end(tmp_path, photo_png):
             assert Image.open(png).size == (32, 32)
 
 
+@pytest.mark.slow
 def test_rerun_keeps_earlier_results(tmp_path, photo_png):
     out = tmp_path / "out"
     common = ["run", "--arch", "vgg11", "--image", str(photo_png), "--size", "32", "--iters", "3", "--device", "cpu", "--out", str(out)]
@@ -52,11 +53,18 @@ def test_rerun_keeps_earlier_results(tmp_path, photo_png):
 
 
 @pytest.mark.parametrize("kind", ["archs", "tasks", "images", "metrics"])
-def test_list(kind):
-    proc = run_cli("list", kind)
-    assert proc.returncode == 0
+def test_list(kind, capsys):
+    from archbench.cli import main
+
+    if kind == "archs":  # once through the console script
+        proc = run_cli("list", kind)
+        assert proc.returncode == 0
+        stdout = proc.stdout
+    else:
+        main(["list", kind])
+        stdout = capsys.readouterr().out
     expected = {"archs": "vgg19", "tasks": "reconstruct", "images": "astronaut", "metrics": "ssim"}[kind]
-    assert any(line.split()[0] == expected for line in proc.stdout.splitlines())
+    assert any(line.split()[0] == expected for line in stdout.splitlines())
 
 
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
@@ -80,14 +88,24 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 @pytest.mark.parametrize(
     "case", ["unknown arch", "unknown layer", "missing image", "corrupt image", "image too small", "wrong checkpoint", "unknown task"]
 )
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case, photo_png):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case, photo_png, capsys):
+    """Through the console script for two cases, in this process for the others (the corpus of
+    tests/test_bad_input.py has many more)."""
+    from archbench.cli import main
+
     args, message = _bad_inputs(tmp_path)[case]
     out = tmp_path / "out"
     base = ["run", "--arch", "vgg11", "--image", str(photo_png), "--size", "64", "--iters", "2", "--device", "cpu", "--out", str(out)]
-    proc = run_cli(*base, *args)
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    err = proc.stderr.strip()
-    assert "Traceback" not in proc.stderr and len(err.splitlines()) == 1, err
+    if case in ("unknown arch", "corrupt image"):
+        proc = run_cli(*base, *args)
+        code, err = proc.returncode, proc.stderr
+    else:
+        with pytest.raises(SystemExit) as exc:
+            main([*base, *args])
+        code, err = exc.value.code, capsys.readouterr().err
+    assert code == 2, err
+    proc_stderr, err = err, err.strip()
+    assert "Traceback" not in proc_stderr and len(err.splitlines()) == 1, err
     assert message in err
     assert not out.exists()  # no half-written output
 

@@ -297,6 +297,7 @@ def _main(capsys, *args):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_correlate_command_on_a_real_sweep(zoo_store, tmp_path, capsys):
     from archbench.report import leaderboard_from_store
 
@@ -322,6 +323,7 @@ def test_correlate_command_on_a_real_sweep(zoo_store, tmp_path, capsys):
     assert code == 0 and "| reconstruct | ssim | all | kaiming | 3 |" in out.read_text()
 
 
+@pytest.mark.slow
 def test_correlate_command_errors(zoo_store, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("name,acc\nvgg11,1\n")
@@ -343,6 +345,7 @@ def test_correlate_command_errors(zoo_store, tmp_path, capsys):
     assert code == 2 and "does not exist" in err
 
 
+@pytest.mark.slow
 def test_report_with_truth_adds_the_section(zoo_store, tmp_path, capsys):
     page = tmp_path / "r.html"
     code, _, _ = _main(capsys, "report", "--store", str(zoo_store), "--truth", "imagenet", "-f", "html", "-o", str(page))

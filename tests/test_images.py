@@ -82,3 +82,57 @@ def test_folders_expand_and_png_round_trip(tmp_path):
     out = save_image(t, tmp_path / "sub" / "x.png")
     back = load_image(out)
     assert torch.allclose(back, t, atol=1 / 255 + 1e-6)
+
+
+def test_size_is_checked_from_the_header_before_decoding(tmp_path, monkeypatch):
+    """A PNG that declares 12000 x 12000 pixels in a few bytes is refused from its header (the
+    pixels are never decoded), with a documented limit that can be raised."""
+    from PIL import ImageFile
+
+    from archbench.images import MAX_IMAGE_PIXELS, check_image
+    from tests.test_bad_input import png_header
+
+    bomb = png_header(tmp_path / "bomb.png", 12000, 12000)
+    assert bomb.stat().st_size < 100 and 12000 * 12000 > MAX_IMAGE_PIXELS
+
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    for check in (check_image, lambda p: load_image(p, 32)):
+        with pytest.raises(ImageError, match=r"12000x12000 = 144 million pixels, more than the limit of 64 million"):
+            check(bomb)
+    monkeypatch.undo()
+
+    # the limit is overridable: the header passes, and then the (empty) pixel data fails to decode
+    monkeypatch.setenv("ARCHBENCH_MAX_IMAGE_PIXELS", "200000000")
+    assert check_image(bomb) == (12000, 12000)
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        load_image(bomb, 32)
+    monkeypatch.setenv("ARCHBENCH_MAX_IMAGE_PIXELS", "0")  # 0: no limit
+    assert check_image(bomb) == (12000, 12000)
+    monkeypatch.setenv("ARCHBENCH_MAX_IMAGE_PIXELS", "lots")
+    with pytest.raises(Exception, match="not a number of pixels"):
+        check_image(bomb)
+    # an ordinary image passes and loads
+    monkeypatch.delenv("ARCHBENCH_MAX_IMAGE_PIXELS")
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "ok.png")
+    assert check_image(tmp_path / "ok.png") == (60, 40)
+    assert load_image(tmp_path / "ok.png", 16).shape == (1, 3, 16, 16)
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A full disk while an image is written: OutputError naming the file, no .tmp left behind."""
+    import errno
+    import os
+
+    from archbench import fileio
+    from archbench.errors import OutputError
+
+    def full(fd, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    with pytest.raises(OutputError, match="No space left on device"):
+        save_image(torch.rand(3, 8, 8), tmp_path / "out" / "x.png")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -271,6 +270,7 @@ def test_half_gpu_jobs_share_one_logical_gpu(ray_session, tmp_path):
 
 
 @needs_ray
+@pytest.mark.slow
 def test_interrupt_keeps_finished_results_and_rerun_resumes(ray_session, tmp_path):
     suite = write_suite(tmp_path, images='["astronaut", "coffee"]')
 
@@ -296,8 +296,7 @@ def test_gpus_asked_on_a_cluster_without_gpus_fails_fast(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "asks for GPUs (--gpus-per-job 0.5) but the local Ray instance has no GPU" in proc.stderr
     assert time.time() - t0 < 120
-    with sqlite3.connect(tmp_path / "r.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+    assert not (tmp_path / "r.db").exists()  # refused before anything was stored: no store created
 
 
 @needs_ray

@@ -178,6 +178,7 @@ def swept_store(tmp_path_factory):
     return store
 
 
+@pytest.mark.slow
 def test_html_report_is_self_contained_and_escaped(swept_store):
     lb = leaderboard_from_store(swept_store, suite="html")
     page = render(lb, "html", swept_store)
@@ -187,6 +188,7 @@ def test_html_report_is_self_contained_and_escaped(swept_store):
     assert "<svg" in page and "polyline" in page  # loss curves and box plots
 
 
+@pytest.mark.slow
 def test_html_report_renders_in_headless_chromium(swept_store, tmp_path):
     exe = _chromium()
     if exe is None:

@@ -22,7 +22,7 @@ from archbench.errors import ConfigError
 from archbench.metrics.gram import trained_judge_available
 from archbench.results import read_jsonl
 from archbench.store import ResultStore
-from archbench.sweep import expand_jobs, load_suite, run_sweep
+from archbench.sweep import expand_jobs, load_suite, parse_suite_text, run_sweep
 from tests.conftest import run_cli
 
 DATA = Path(__file__).parent / "data"
@@ -75,6 +75,7 @@ def test_keys_follow_the_configuration_not_how_it_was_written():
         resolve("vgg11", "reconstruct", ["astronaut"], device="cpu", iterations=0)
 
 
+@pytest.mark.slow
 def test_a_suite_with_a_preset_runs_the_presets_iteration_budget(tmp_path):
     suite = tmp_path / "preset.toml"
     suite.write_text(
@@ -95,6 +96,7 @@ def test_a_suite_with_a_preset_runs_the_presets_iteration_budget(tmp_path):
     assert {j.iterations for j in expand_jobs(load_suite(suite), "cpu")} == {7}
 
 
+@pytest.mark.slow
 def test_the_judge_is_part_of_the_key_and_named_by_reports_and_checks(tmp_path):
     why = trained_judge_available()
     if why is not None:
@@ -114,7 +116,9 @@ def test_the_judge_is_part_of_the_key_and_named_by_reports_and_checks(tmp_path):
     suite.write_text(base.format(judge='judge = "random-vgg19"\n'))
     assert run_cli("sweep", str(suite), "--store", str(store)).returncode == 0
     suite.write_text(base.format(judge=""))
-    assert run_cli("sweep", str(suite), "--store", str(store)).returncode == 0
+    edited = run_cli("sweep", str(suite), "--store", str(store))  # one name, two definitions: refused
+    assert edited.returncode == 2 and "defined differently" in edited.stderr and "judge" in edited.stderr
+    assert run_cli("sweep", str(suite), "--store", str(store), "--redefine").returncode == 0
     with ResultStore(store) as db:
         runs = db.runs()
         assert sorted(r.config.judge for r in runs) == ["random-vgg19", "trained-vgg16"] and len({r.key for r in runs}) == 2
@@ -184,7 +188,9 @@ def test_a_schema_1_store_is_migrated_in_place_without_losing_anything(tmp_path)
     failed = next(r for r in runs.values() if r.status == "failed")
     assert failed.error and "does not exist" in failed.error
     # today's resolution of the same suite finds the migrated done runs: a sweep runs only the failed one
-    suite = load_suite(DATA / "store_v1" / "suite.toml")
+    # (without its missing image, which a suite is now refused for when parsed)
+    text = (DATA / "store_v1" / "suite.toml").read_text().replace(', "no-such-image.png"', "")
+    suite = parse_suite_text(text, str(DATA / "store_v1" / "suite.toml"))
     if trained_judge_available() is None:
         jobs = expand_jobs(suite, "cpu")
         done_keys = {r.key for r in runs.values() if r.status == "done"}

@@ -32,9 +32,23 @@ options = {{ layers = ["pool1"] }}
 """
 
 
+def truncated_png(path: Path) -> Path:
+    """A PNG whose header is intact (it passes the suite's checks) but whose pixels are cut off:
+    it fails when a job decodes it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(buf, format="PNG")
+    path.write_bytes(buf.getvalue()[:60])
+    return path
+
+
 def suite_file(tmp_path: Path, missing: str | None = None, seeds: str = "[0, 1]") -> Path:
     p = tmp_path / "tiny.toml"
-    text = SUITE.format(missing=missing if missing is not None else str(tmp_path / "no-such-image.png"))
+    text = SUITE.format(missing=missing if missing is not None else str(truncated_png(tmp_path / "broken.png")))
     if missing == "":
         text = text.replace(', ""', "")
     p.write_text(text.replace("seeds = [0, 1]", f"seeds = {seeds}"))
@@ -53,7 +67,7 @@ def test_failed_job_is_stored_with_reason_and_others_finish(tmp_path):
     assert summary.total == 4 and summary.done == 2 and summary.failed == 2
     jobs = store.runs()
     failed = [j for j in jobs if j.status == "failed"]
-    assert len(failed) == 2 and all("does not exist" in (j.error or "") for j in failed)
+    assert len(failed) == 2 and all("truncated" in (j.error or "") for j in failed)
     done = [j for j in jobs if j.status == "done"]
     assert {j.image for j in done} == {"astronaut"} and {j.seed for j in done} == {0, 1}
     res = store.results()
@@ -73,7 +87,10 @@ def test_failed_job_is_stored_with_reason_and_others_finish(tmp_path):
 
 def test_store_schema_and_pragmas(tmp_path):
     path = tmp_path / "r.db"
-    ResultStore(path).close()
+    store = ResultStore(path)
+    assert not path.exists()  # opening writes nothing: the file is created when first used
+    assert store.count() == 0
+    store.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = {r[1] for r in conn.execute("PRAGMA table_xinfo(runs)")}
@@ -81,7 +98,7 @@ def test_store_schema_and_pragmas(tmp_path):
               "image_label", "status", "error", "seconds", "versions", "provenance", "attempts"):
         assert c in cols, c
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"runs", "results", "scores", "suite_runs", "suites", "meta"} <= tables
+    assert {"runs", "results", "scores", "suite_runs", "suites", "leases", "meta"} <= tables
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
 
 
@@ -99,10 +116,12 @@ def test_done_rows_are_never_replaced_and_failed_rows_are(tmp_path):
     assert store.runs()[0].attempts == 2
 
 
+@pytest.mark.slow
 def test_two_processes_writing_one_store(tmp_path):
     """Concurrent writers: every row lands once, the database stays consistent."""
     db = tmp_path / "r.db"
-    ResultStore(db).close()
+    with ResultStore(db) as store:
+        store.count()  # creates it
     suite = suite_file(tmp_path, seeds="20")  # 20 seeds x 2 images
     script = f"""
 import sys

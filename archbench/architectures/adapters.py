@@ -353,6 +353,24 @@ class TorchvisionNetwork(GraphTappedNetwork):
         log.info("loaded %s into tv:%s", path, self.name)
 
 
+def check_model_name(prefix: str, name: str) -> bool:
+    """Check the model name of a ``tv:NAME`` or ``timm:NAME`` spec without building the model
+    (building traces it, which takes a second or more); :class:`UnknownNameError` when unknown.
+    Returns False for other prefixes (nothing checked)."""
+    if prefix == "tv":
+        known = torchvision_models()
+        if name not in known:
+            raise UnknownNameError(unknown_name_message("torchvision model", name, known))
+        return True
+    if prefix == "timm":
+        import timm
+
+        if not timm.is_model(name.split(".", 1)[0]):
+            raise UnknownNameError(unknown_name_message("timm model", name, timm.list_models()))
+        return True
+    return False
+
+
 @register_arch_prefix("tv")
 def tv_arch(name: str, weights: str | None = None, act: str | None = None, **options: Any) -> TorchvisionNetwork:
     """``tv:<name>``: torchvision model ``name`` without weights, taps from its FX graph.

@@ -53,6 +53,43 @@ def _parse_float(text: str, what: str) -> float:
     return value
 
 
+def validate_init(init: str) -> None:
+    """Check an ``init`` string without a network: the scheme exists, its numbers are finite and
+    non-negative (``gaussian:nan`` fails), schemes without arguments have none, and a checkpoint
+    names an existing file. ``stacked(...)`` inits are checked by
+    :func:`archbench.config.canonical_init`.
+
+    Raises:
+        ConfigError, WeightsError: what is wrong, in one line.
+    """
+    scheme, _, arg = init.partition(":")
+    if scheme == "gaussian":
+        parts = arg.split(":") if arg else []
+        if parts:
+            _parse_float(parts[0], "sigma")
+        for extra in parts[1:]:
+            key, _, value = extra.partition("=")
+            if key != "bias":
+                raise ConfigError(f"unknown option {extra!r} in init {init!r}; valid: bias=SIGMA")
+            _parse_float(value, "bias sigma")
+    elif scheme in ("kaiming", "orthogonal", "uniform", "pretrained"):
+        if arg:
+            raise ConfigError(f"init {scheme!r} takes no argument, got {init!r}")
+    elif scheme == "checkpoint":
+        if not arg:
+            raise ConfigError("init 'checkpoint' needs a path: checkpoint:PATH")
+        _check_checkpoint_path(Path(arg).expanduser())
+    else:
+        raise ConfigError(f"unknown init {init!r}; valid: {', '.join(INIT_SCHEMES)}")
+
+
+def _check_checkpoint_path(path: Path) -> None:
+    if path.is_dir():
+        raise WeightsError(f"checkpoint {str(path)!r} is a folder; give the file written by torch.save or archbench stack")
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {str(path)!r} does not exist")
+
+
 @torch.no_grad()
 def initialize(net: TappedNetwork, init: str, seed: int = 0) -> TappedNetwork:
     """Initialise ``net``'s weights in place according to ``init`` (see module docstring)."""
@@ -105,39 +142,67 @@ def initialize(net: TappedNetwork, init: str, seed: int = 0) -> TappedNetwork:
     return net
 
 
+def read_checkpoint(path: Path) -> object:
+    """``torch.load(path, weights_only=True)`` with one-line errors for what is not a checkpoint."""
+    _check_checkpoint_path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise WeightsError(f"cannot read checkpoint {str(path)!r}: not enough memory") from None
+    except Exception as exc:
+        text = str(exc).strip()
+        if "weights only load failed" in text.lower() or "unsupported global" in text.lower():
+            why = "it holds Python objects other than tensors (loaded with weights_only=True for safety)"
+        elif isinstance(exc, OSError) and not isinstance(exc, EOFError):
+            why = text.splitlines()[0] if text else type(exc).__name__
+        else:
+            why = "not a PyTorch checkpoint written by torch.save, or a damaged one"
+        raise WeightsError(f"cannot read checkpoint {str(path)!r}: {why}") from None
+
+
+def _split_checkpoint(obj: object) -> tuple[object, dict]:
+    """A checkpoint's state dict and its other entries (``archbench stack`` writes both)."""
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        return obj["state_dict"], {k: v for k, v in obj.items() if k != "state_dict"}
+    return obj, {}
+
+
+def checkpoint_mismatch(net: nn.Module, obj: object) -> str | None:
+    """Why the checkpoint ``obj`` (as loaded) does not fit ``net``, or None when it does (keys and
+    shapes; ``net`` may live on the meta device)."""
+    state, _ = _split_checkpoint(obj)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "it is not a state dict of tensors"
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+
+    def few(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"missing keys: {few(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {few(unexpected)}")
+    if wrong:
+        parts.append(f"wrong shapes: {few(wrong)}")
+    return "; ".join(parts) or None
+
+
 def load_checkpoint(net: nn.Module, path: Path) -> dict:
     """Load a state dict from ``path`` into ``net`` safely; clear errors for missing/wrong files.
 
     The file may be a plain state dict or a dict with a ``state_dict`` entry (as written by
     ``archbench stack``); any other entries are returned as metadata.
     """
-    if not path.is_file():
-        raise WeightsError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"cannot read checkpoint {str(path)!r}: {type(exc).__name__}: {exc}") from None
-    meta: dict = {}
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        meta = {k: v for k, v in obj.items() if k != "state_dict"}
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    obj = read_checkpoint(path)
+    state, meta = _split_checkpoint(obj)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"checkpoint {str(path)!r} is not a state dict of tensors")
-    own = net.state_dict()
-    missing = sorted(set(own) - set(obj))
-    unexpected = sorted(set(obj) - set(own))
-    wrong = sorted(k for k in set(own) & set(obj) if own[k].shape != obj[k].shape)
-    if missing or unexpected or wrong:
-        def few(keys: list[str]) -> str:
-            return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
-
-        parts = []
-        if missing:
-            parts.append(f"missing keys: {few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected keys: {few(unexpected)}")
-        if wrong:
-            parts.append(f"wrong shapes: {few(wrong)}")
-        raise WeightsError(f"checkpoint {str(path)!r} does not fit this architecture: " + "; ".join(parts))
-    net.load_state_dict(obj)
+    problem = checkpoint_mismatch(net, state)
+    if problem:
+        raise WeightsError(f"checkpoint {str(path)!r} does not fit this architecture: {problem}")
+    net.load_state_dict(state)
     return meta

@@ -158,10 +158,12 @@ def build_arch(spec: str) -> TappedNetwork:
     # ``act`` works on every architecture: when the factory has no such option, its ReLUs are
     # replaced after building (see archbench.architectures.variants)
     act = opts.pop("act", None) if "act" in opts and not _accepts(factory, "act") else None
+    _check_options(name, factory, opts, extra=["act"] if act is not None or not _accepts(factory, "act") else [])
     try:
         net = factory(**opts)
     except TypeError as exc:
-        raise ConfigError(f"invalid options for arch {name!r}: {exc}") from exc
+        text = re.sub(r"^[\w.<>]+\(\)\s*", "", str(exc))  # not the factory's internal name
+        raise ConfigError(f"invalid options for arch {name!r}: {text}") from exc
     if not isinstance(net, TappedNetwork):
         from archbench.architectures.wrap import wrap_module  # plain nn.Module from a plugin
 
@@ -171,6 +173,29 @@ def build_arch(spec: str) -> TappedNetwork:
 
         replace_activations(net, act)
     return net
+
+
+def _check_options(name: str, factory: ArchFactory, opts: dict[str, Any], extra: list[str]) -> None:
+    """:class:`ConfigError` naming the valid options when ``opts`` has one ``factory`` does not take."""
+    import inspect
+
+    from archbench.registry import close_matches
+
+    try:
+        params = list(inspect.signature(factory).parameters.values())
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    valid = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    valid += [e for e in extra if e not in valid]
+    for key in opts:
+        if key not in valid:
+            hint = close_matches(key, valid)
+            raise ConfigError(
+                f"unknown option {key!r} for arch {name!r}; valid: {', '.join(valid) or 'none'}"
+                + (f"; did you mean {hint[0]!r}?" if hint else "")
+            )
 
 
 def _accepts(factory: ArchFactory, option: str) -> bool:

@@ -65,6 +65,9 @@ def baseline_save(
     from archbench.store import ResultStore
     from archbench.sweep import load_suite
 
+    from archbench.fileio import check_output_file
+
+    check_output_file(out, "--out")  # before the work: a folder, /proc or read-only fails now
     suite_obj = load_suite(suite)
     names = _perturbations(perturb)
     cpu = resolve_device(device or suite_obj.device) == "cpu"
@@ -155,6 +158,10 @@ def check(
     if fmt not in ("table", "md"):
         raise ConfigError(f"unknown --format {fmt!r}; valid: table, md")
     base = load_baseline(baseline)
+    if out is not None:
+        from archbench.fileio import check_output_file
+
+        check_output_file(out, "--out")  # before the suite runs
     suite_ref = suite or base.get("suite_ref") or base["suite"]
     suite_obj = load_suite(suite_ref)
     if suite_obj.name != base["suite"]:
@@ -170,7 +177,7 @@ def check(
     rep.configuration_changed = configurations is not None and configurations != configuration_digest(summary.keys)
     md = report_markdown(rep, str(baseline))
     if out is not None:
-        from archbench.results import atomic_write
+        from archbench.fileio import atomic_write
 
         atomic_write(out, md)
     if fmt == "md":

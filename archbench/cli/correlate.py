@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from archbench.cli.app import app, console, open_results
+from archbench.escaping import terminal as esc
 from archbench.store import DEFAULT_STORE
 
 
@@ -37,12 +38,15 @@ def correlate(
     baselines the rho of the truth with parameter count and GFLOPs. Nothing is downloaded.
     """
     from archbench.errors import ConfigError
+    from archbench.fileio import atomic_write, check_output_file
     from archbench.report import leaderboard_from_store
     from archbench.report.correlate import CORRELATION_FORMATS, OVERALL, load_truth, render_correlation
     from archbench.report.correlate import correlate as run_correlate
 
     if fmt not in CORRELATION_FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(CORRELATION_FORMATS)}")
+    if out is not None:
+        check_output_file(out, "--out")  # before the work: a folder, /proc or read-only fails now
     gt = load_truth(truth)
     with open_results(store, suite) as db:
         lb = leaderboard_from_store(db, suite=suite)
@@ -60,9 +64,9 @@ def correlate(
             + "; ".join(f"{u}: {why}" for u, why in sorted(result.unmatched.items()))
         )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_correlation(result, fmt), encoding="utf-8")
-        console.print(f"wrote {out} ({len(result.rows)} correlations against {gt.name})", highlight=False)
+        atomic_write(out, render_correlation(result, fmt), what="report")
+        console.print(f"wrote {out} ({len(result.rows)} correlations against {gt.name})", markup=False, highlight=False,
+                      soft_wrap=True)
         return
     if fmt != "md":
         console.print(render_correlation(result, fmt), markup=False, highlight=False, soft_wrap=True, end="")
@@ -73,18 +77,19 @@ def correlate(
 def _print_table(result) -> None:
     from archbench.report.correlate import fnum, fpval
 
-    table = Table(title=f"scores vs {result.truth} (Spearman over architectures; higher score = better)")
+    table = Table(title=esc(f"scores vs {result.truth} (Spearman over architectures; higher score = better)"))
     for col in ("task", "metric", "layer", "init", "n", "rho", "95% CI", "p", "p Holm", "tau", "rho params", "rho GFLOPs", "rho width"):
         table.add_column(col, justify="right" if col not in ("task", "metric", "layer", "init") else "left")
     for r in result.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}~)" if r.n_approximate else "")
-        table.add_row(r.task, r.metric, r.layer, r.init, n, fnum(r.spearman), ci, fpval(r.p_value), fpval(r.p_holm), fnum(r.kendall),
-                      fnum(r.params_spearman), fnum(r.gflops_spearman), fnum(r.channels_spearman))
+        table.add_row(*map(esc, (r.task, r.metric, r.layer, r.init)), n, fnum(r.spearman), esc(ci), fpval(r.p_value),
+                      fpval(r.p_holm), fnum(r.kendall), fnum(r.params_spearman), fnum(r.gflops_spearman),
+                      fnum(r.channels_spearman))
     console.print(table)
     if any(r.n_approximate for r in result.rows):
         console.print("~: matched only approximately (VGG with average pooling); --exact-only drops them", highlight=False)
     if result.unmatched:
         console.print(f"left out ({len(result.unmatched)}): " + "; ".join(
-            f"{u} ({why})" for u, why in sorted(result.unmatched.items())), highlight=False)
+            f"{u} ({why})" for u, why in sorted(result.unmatched.items())), markup=False, highlight=False, soft_wrap=True)
     console.print("per-architecture data: --format md -o FILE.md, or --format points", highlight=False)

@@ -8,6 +8,7 @@ import typer
 
 from archbench.cli.app import app, console
 from archbench.errors import UnknownNameError
+from archbench.escaping import terminal as esc
 from archbench.registry import unknown_name_message
 
 KINDS = ("archs", "tasks", "images", "metrics", "taps")
@@ -68,4 +69,4 @@ def list_cmd(
 ) -> None:
     """List what exists, one line each; `list taps SPEC`: an architecture's layers in forward order with stride level and channels."""
     for name, desc in list_lines(kind, pattern):
-        console.print(f"[bold]{name}[/]  {desc}" if desc else name, highlight=False, soft_wrap=True)
+        console.print(f"[bold]{esc(name)}[/]  {esc(desc)}" if desc else esc(name), highlight=False, soft_wrap=True)

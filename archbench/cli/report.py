@@ -28,12 +28,17 @@ def report(
 ) -> None:
     """Ranked leaderboard per task and metric with bootstrap CIs, Wilcoxon tests and overall rank."""
     from archbench.errors import ConfigError
+    from archbench.fileio import atomic_write, check_output_file
     from archbench.report import FORMATS, leaderboard_from_store, render
 
     if fmt not in FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(FORMATS)}")
     if truth is not None and fmt == "csv":
         raise ConfigError("--truth adds a section to md, html and json reports; for CSV use `archbench correlate --format csv`")
+    if out is None and fmt == "html":
+        raise ConfigError("--format html needs --out FILE.html")
+    if out is not None:
+        check_output_file(out, "--out")  # before the work: a folder, /proc or read-only fails now
     ground_truth = None
     if truth is not None:
         from archbench.report.correlate import load_truth
@@ -50,10 +55,7 @@ def report(
             correlation = correlate(lb, ground_truth, level=truth_level)
         text = render(lb, fmt, db, correlation=correlation)
     if out is None:
-        if fmt == "html":
-            raise ConfigError("--format html needs --out FILE.html")
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out} ({len(lb.boards)} tables, {len(lb.jobs)} jobs)", highlight=False)
+    atomic_write(out, text, what="report")
+    console.print(f"wrote {out} ({len(lb.boards)} tables, {len(lb.jobs)} jobs)", markup=False, highlight=False, soft_wrap=True)

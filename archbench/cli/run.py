@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from archbench.cli.app import app, console, err_console
 from archbench.errors import ConfigError
+from archbench.escaping import terminal as escape
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -100,6 +100,7 @@ def run(
 ) -> None:
     """Run one task on one architecture, write images and scored results, and print a table."""
     from archbench.config import resolve
+    from archbench.fileio import check_output_dir
     from archbench.runner import prepare, run_configs
 
     options = parse_options(option)
@@ -120,13 +121,14 @@ def run(
         judge=judge,
     )
     plan = prepare(configs, batch_images=len(configs))  # networks built, every input checked: nothing runs yet
+    check_output_dir(out, "--out")  # a file, /proc, read-only: fail now, not after the optimisation
     first = configs[0]
     console.print(
         f"[bold]{escape(task)}[/] on [bold]{escape(first.arch)}[/] ({escape(first.init)}, seed {seed}): {first.size} px, "
-        f"{first.iterations} iterations, {first.optimizer}, on {first.device}"
-        + (f", gram judge {first.judge}" if first.judge else "")
+        f"{first.iterations} iterations, {escape(first.optimizer)}, on {escape(first.device)}"
+        + (f", gram judge {escape(first.judge)}" if first.judge else "")
         + ("" if first.device.startswith("cuda") else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
     with progress_bar() as bar:
         bar_task = bar.add_task("optimising", total=None)
@@ -137,9 +139,9 @@ def run(
         report = run_configs(configs, out_dir=out, progress=progress, plan=plan)
     unavailable = {m: why for r in report.results for m, why in r.extra.get("unavailable", {}).items()}
     for name, why in unavailable.items():
-        err_console.print(f"[yellow]note:[/] metric {escape(name)} unavailable: {escape(why)}", highlight=False)
+        err_console.print(f"[yellow]note:[/] metric {escape(name)} unavailable: {escape(why)}", highlight=False, soft_wrap=True)
     console.print(results_table(report.results, f"{task} · {first.arch} · {first.init} · seed {seed}"))
-    console.print(f"results: {', '.join(str(p) for p in report.files)}", highlight=False, markup=False)
+    console.print(f"results: {', '.join(str(p) for p in report.files)}", highlight=False, markup=False, soft_wrap=True)
     failed = [r for r in report.results if r.status != "done"]
     if failed:
         err_console.print(f"[red]{len(failed)} of {len(report.results)} optimisations failed[/]")

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from archbench.cli.app import app, console, err_console
 from archbench.errors import ConfigError
+from archbench.escaping import terminal as esc
 
 FORMATS = ("table", "json")
 DEFAULT_METRICS = ("lpips-alex", "lpips-vgg", "ssim", "psnr", "spectrum", "color-swd")
@@ -26,14 +27,24 @@ def score_images(
         ``(values, unavailable)``: metric -> value (``None`` where it could not be computed) and
         metric -> reason for those.
     """
-    from archbench.config import resolve_device
+    from archbench.config import MAX_SIZE_ENV, max_size, resolve_device
     from archbench.images import load_image
     from archbench.metrics import MetricUnavailable, get_metric
 
     chosen = [get_metric(m) for m in metrics]  # unknown names fail before any work
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ConfigError(f"--size must be a positive integer, got {size!r}")
+    if size is not None and size > max_size():
+        raise ConfigError(f"--size {size} px is more than the limit of {max_size()} px (set {MAX_SIZE_ENV} to allow more)")
     dev = torch.device(resolve_device(device))
     a = load_image(image_a, size=size).to(dev)
     b = load_image(image_b, size=size).to(dev)
+    if a.shape != b.shape:  # metrics compare pixel by pixel: never stretch one image onto the other
+        (ha, wa), (hb, wb) = a.shape[-2:], b.shape[-2:]
+        raise ConfigError(
+            f"the images differ in size ({image_a}: {wa}x{ha} px, {image_b}: {wb}x{hb} px); metrics compare them "
+            "pixel by pixel: pass --size N to resize both (shorter side to N px, centre crop), or give images of one size"
+        )
     values: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     for metric in chosen:
@@ -75,17 +86,17 @@ def score_cmd(
         raise ConfigError("--metrics is empty; name at least one metric (archbench list metrics)")
     values, unavailable = score_images(image_a, image_b, names, size=size, device=device)
     for name, reason in unavailable.items():
-        err_console.print(f"[yellow]{name} unavailable:[/] {reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]{esc(name)} unavailable:[/] {esc(reason)}", highlight=False, soft_wrap=True)
     if fmt == "json":
         typer.echo(json.dumps(values))
         return
     from archbench.metrics import get_metric
 
-    table = Table(title=f"{image_a} vs {image_b}")
+    table = Table(title=esc(f"{image_a} vs {image_b}"))
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("better")
     for name, value in values.items():
         better = "higher" if get_metric(name).higher_is_better else "lower"
-        table.add_row(name, "—" if value is None else f"{value:.4f}", better)
+        table.add_row(esc(name), "—" if value is None else f"{value:.4f}", better)
     console.print(table)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from archbench.cli.app import app, console
 from archbench.cli.run import progress_bar, split_list
+from archbench.escaping import terminal as esc
 
 
 @app.command()
@@ -26,28 +27,44 @@ def stack(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
 ) -> None:
     """Choose each convolution's random weights greedily by reconstruction loss; save a checkpoint."""
-    from archbench.config import defaults_for, resolve_device
+    from archbench.architectures.init import validate_init
+    from archbench.config import MAX_SIZE_ENV, defaults_for, max_size, resolve_device
+    from archbench.errors import ConfigError
+    from archbench.fileio import check_output_file
+    from archbench.images import check_image
     from archbench.tasks.stack import build_stacked
 
     dev = resolve_device(device)
     size = size or defaults_for(dev).stack_size
     iters = iters or defaults_for(dev).stack_iterations
+    if size > max_size():
+        raise ConfigError(f"--size {size} px is more than the limit of {max_size()} px (set {MAX_SIZE_ENV} to allow more)")
+    if candidates < 1:
+        raise ConfigError(f"--candidates must be at least 1, got {candidates}")
+    validate_init(init)
+    check_image(reference)
+    check_output_file(out, "--out")  # before the work: a folder, /proc or read-only fails now
     console.print(
-        f"stacking [bold]{arch}[/] ({init}, base seed {seed}): {candidates} candidates per layer, "
-        f"reference {reference}, {size} px, {iters} iterations, on {dev}",
-        highlight=False,
+        f"stacking [bold]{esc(arch)}[/] ({esc(init)}, base seed {seed}): {candidates} candidates per layer, "
+        f"reference {esc(reference)}, {size} px, {iters} iterations, on {dev}",
+        highlight=False, soft_wrap=True,
     )
-    with progress_bar() as bar:
-        bar_task = bar.add_task("stacking", total=None)
+    bar = progress_bar()
+    bar_task = bar.add_task("stacking", total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(bar_task, completed=done, total=total)
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # shown from the first step: an invalid input stays one error line
+            bar.start()
+        bar.update(bar_task, completed=done, total=total)
 
+    try:
         result = build_stacked(
             arch, reference, candidates=candidates, size=size, iterations=iters, seed=seed, init=init,
             layers=split_list(layer) or None, device=dev, progress=progress,
         )
-    table = Table(title=f"relative reconstruction loss per candidate · {arch}", title_justify="left")
+    finally:
+        bar.stop()
+    table = Table(title=esc(f"relative reconstruction loss per candidate · {arch}"), title_justify="left")
     table.add_column("layer")
     for k in range(candidates):
         table.add_column(f"cand {k}", justify="right")
@@ -55,7 +72,8 @@ def stack(
     for layer_name, losses in result.losses.items():
         best = result.chosen[layer_name]
         cells = [f"[bold green]{v:.4g}[/]" if k == best else f"{v:.4g}" for k, v in enumerate(losses)]
-        table.add_row(layer_name, *cells, str(result.seeds[layer_name][best]))
+        table.add_row(esc(layer_name), *cells, str(result.seeds[layer_name][best]))
     console.print(table)
     path = result.save(out)
-    console.print(f"saved {path}; use it with --arch {arch!r} --init checkpoint:{path}", highlight=False)
+    console.print(f"saved {path}; use it with --arch {arch!r} --init checkpoint:{path}", markup=False, highlight=False,
+                  soft_wrap=True)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from archbench.cli.app import app, console
 from archbench.errors import ConfigError
+from archbench.escaping import terminal as esc
 
 weights_app = typer.Typer(help="Trained weights: what is available offline, and importing files.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
@@ -35,9 +36,9 @@ def status_cmd(
     table.add_column("where / expected path", overflow="fold")
     table.add_column("to get it", overflow="fold")
     for row in rows:
-        found = f"[green]yes[/] ({row.source})" if row.found else "[red]no[/]"
-        where = row.path + (f"\n[dim]{row.note}[/]" if row.note else "")
-        table.add_row(row.name, found, where, row.command or "—")
+        found = f"[green]yes[/] ({esc(row.source)})" if row.found else "[red]no[/]"
+        where = esc(row.path) + (f"\n[dim]{esc(row.note)}[/]" if row.note else "")
+        table.add_row(esc(row.name), found, where, esc(row.command or "—"))
     console.print(table)
 
 
@@ -50,6 +51,7 @@ def import_cmd(
 
     result = import_weights(file)
     if result.copied:
-        console.print(f"imported [bold]{result.model}[/] weights to {result.path}", highlight=False)
+        console.print(f"imported [bold]{esc(result.model)}[/] weights to {esc(result.path)}", highlight=False, soft_wrap=True)
     else:
-        console.print(f"{result.path} is already present and identical; nothing to do", highlight=False)
+        console.print(f"{result.path} is already present and identical; nothing to do", markup=False, highlight=False,
+                      soft_wrap=True)

@@ -5,11 +5,18 @@ grayscale, palette, RGBA (composited on white) and 16-bit images become 8-bit-ra
 orientation is honoured, the shorter side is resized to ``S`` (antialiased) and the centre is
 cropped. Missing, corrupt and too-small files raise :class:`~archbench.errors.ImageError` with one
 clear line.
+
+**Pixel limit.** A file's size is read from its header before it is decoded: an image of more
+than :func:`max_image_pixels` pixels (default :data:`MAX_IMAGE_PIXELS`, 64 million, e.g.
+8000 x 8000; set ``ARCHBENCH_MAX_IMAGE_PIXELS`` to change it, ``0`` for no limit) is refused with
+an :class:`~archbench.errors.ImageError` instead of being decoded -- a 420 KB PNG can declare
+12000 x 12000 pixels and need gigabytes once decoded ("decompression bomb").
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from archbench.errors import ImageError, UnknownNameError
+from archbench.limits import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, max_image_pixels  # noqa: F401
 from archbench.registry import Registry, unknown_name_message
 
 log = logging.getLogger(__name__)
+
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
 
@@ -96,15 +105,69 @@ def to_rgb_float(array: np.ndarray) -> np.ndarray:
     return np.clip(a, 0, 1).astype(np.float32)
 
 
-def _read_file(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _open_checked(path: Path):
+    """``PIL.Image.open(path)`` with only the header read, refused when it declares more than
+    :func:`max_image_pixels` pixels (nothing is decoded)."""
+    from PIL import Image
 
     if not path.exists():
         raise ImageError(f"image file {str(path)!r} does not exist")
     if path.is_dir():
         raise ImageError(f"{str(path)!r} is a folder; use list_image_files() or pass one image")
+    limit = max_image_pixels()
+    pil_limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as im:
+        # PIL's own bomb check (errors above 2 x its limit) must not stand in for ours
+        Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
+    w, h = im.size
+    if limit is not None and w * h > limit:
+        im.close()
+        raise ImageError(
+            f"image {str(path)!r} declares {w}x{h} = {w * h / 1e6:.0f} million pixels, more than the limit of "
+            f"{limit / 1e6:g} million; not decoded (set {MAX_PIXELS_ENV}=N to allow larger images)"
+        )
+    if w < 1 or h < 1:
+        im.close()
+        raise ImageError(f"cannot read {str(path)!r}: it declares an empty image ({w}x{h})")
+    return im
+
+
+def check_image(source: str | Path) -> tuple[int, int]:
+    """Check an image source without decoding it: a built-in name, or a file whose header is
+    readable and within the pixel limit. Returns ``(width, height)`` (built-ins: ``(0, 0)``).
+
+    Raises:
+        ImageError: missing, unreadable or too large a file. UnknownNameError: an unknown name.
+    """
+    from PIL import UnidentifiedImageError
+
+    source = str(source)
+    if source in IMAGES:
+        return (0, 0)
+    path = Path(source).expanduser()
+    if path.suffix == "" and not path.exists() and "/" not in source:
+        raise UnknownNameError(
+            unknown_name_message("image", source, list_images()) + " (or give a path to an image file)"
+        )
+    try:
+        with _open_checked(path) as im:
+            return im.size
+    except UnidentifiedImageError:
+        raise ImageError(f"cannot read {str(path)!r}: not an image file or corrupt") from None
+    except OSError as exc:
+        raise ImageError(f"cannot read {str(path)!r}: {exc}") from None
+
+
+def _read_file(path: Path) -> np.ndarray:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with _open_checked(path) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode == "P":
@@ -124,8 +187,10 @@ def _read_file(path: Path) -> np.ndarray:
             return to_rgb_float(np.asarray(im))
     except UnidentifiedImageError:
         raise ImageError(f"cannot read {str(path)!r}: not an image file or corrupt") from None
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot read {str(path)!r}: corrupt or truncated image ({exc})") from None
+    except MemoryError:
+        raise ImageError(f"cannot read {str(path)!r}: not enough memory to decode it") from None
 
 
 @lru_cache(maxsize=32)
@@ -209,16 +274,18 @@ def image_label(source: str) -> str:
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write ``(3, H, W)`` or ``(1, 3, H, W)`` in ``[0, 1]`` as an 8-bit PNG, atomically."""
+    """Write ``(3, H, W)`` or ``(1, 3, H, W)`` in ``[0, 1]`` as an 8-bit PNG, atomically (a failed
+    write leaves no temporary file and raises :class:`~archbench.errors.OutputError`)."""
+    import io
+
     from PIL import Image
 
-    path = Path(path)
+    from archbench.fileio import atomic_write
+
     t = image.detach().float().cpu().clamp(0, 1)
     if t.ndim == 4:
         t = t[0]
     arr = (t.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return atomic_write(path, buf.getvalue(), what="image")

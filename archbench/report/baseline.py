@@ -147,7 +147,7 @@ def make_baseline(
 
 def save_baseline(baseline: dict[str, Any], path: str | Path) -> Path:
     """Write ``baseline`` as indented JSON (atomically)."""
-    from archbench.results import atomic_write
+    from archbench.fileio import atomic_write
 
     path = Path(path)
     atomic_write(path, json.dumps(baseline, indent=1) + "\n")

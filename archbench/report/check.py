@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from archbench.escaping import md_cell
 from archbench.report.baseline import direction
 from archbench.report.noise import LOSS, score_key
 
@@ -166,18 +167,16 @@ def _f(v: float | None) -> str:
 def report_markdown(rep: CheckReport, baseline_path: str = "") -> str:
     """Markdown summary for a pull-request comment: verdict, machine differences, counts and the
     table of what moved with the noise behind each tolerance."""
-    from archbench.report.formats import _md_escape
-
     counts = rep.counts()
     verdict = "✅ passed" if rep.passed else "❌ failed"
-    lines = [f"### archbench check: suite `{_md_escape(rep.suite)}` {verdict}", ""]
+    lines = [f"### archbench check: suite `{md_cell(rep.suite)}` {verdict}", ""]
     if rep.machine_differences:
         lines += ["This machine differs from the one that saved the baseline: "
-                  + "; ".join(_md_escape(d) for d in rep.machine_differences) + ".", ""]
+                  + "; ".join(md_cell(d) for d in rep.machine_differences) + ".", ""]
     if rep.configuration_changed:
         lines += ["The suite's job configurations differ from the baseline's (settings changed since it was saved).", ""]
     lines += [
-        f"{len(rep.rows)} scores compared" + (f" with `{_md_escape(baseline_path)}`" if baseline_path else "") + ": "
+        f"{len(rep.rows)} scores compared" + (f" with `{md_cell(baseline_path)}`" if baseline_path else "") + ": "
         + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) + ".",
         "",
     ]
@@ -186,17 +185,17 @@ def report_markdown(rep: CheckReport, baseline_path: str = "") -> str:
         lines += ["| status | task | architecture | init | layer | metric | baseline | current | Δ | tolerance | Δ/tol | noise |",
                   "|:---|:---|:---|:---|:---|:---|---:|---:|---:|---:|---:|:---|"]
         for r in moved:
-            cells = [_md_escape(c) for c in (r.status, r.task, r.arch, r.init, r.layer, r.metric)]
+            cells = [md_cell(c) for c in (r.status, r.task, r.arch, r.init, r.layer, r.metric)]
             d, ratio = r.delta, r.ratio
             lines.append("| " + " | ".join(cells + [
                 _f(r.baseline), _f(r.current), "—" if d is None else f"{d:+.4g}", f"±{r.tolerance:.3g}",
-                "—" if ratio is None else f"{ratio:.1f}", _md_escape(r.why()),
+                "—" if ratio is None else f"{ratio:.1f}", md_cell(r.why()),
             ]) + " |")
     else:
         lines.append("No score moved beyond its tolerance.")
     changed = [c for c in rep.claims if c.status != "ok"]
     if rep.claims:
         lines += ["", f"{len(rep.claims)} claims compared: "
-                  + (", ".join(f"`{_md_escape(c.id)}` {_md_escape(c.baseline or '—')} → {_md_escape(c.current or '—')} "
+                  + (", ".join(f"`{md_cell(c.id)}` {md_cell(c.baseline or '—')} → {md_cell(c.current or '—')} "
                                f"({c.status})" for c in changed) or "every verdict unchanged") + "."]
     return "\n".join(lines) + "\n"

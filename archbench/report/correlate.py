@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from archbench.errors import ConfigError
+from archbench.escaping import csv_row, md_cell
 from archbench.report import stats
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard
 
@@ -621,7 +622,7 @@ def to_csv(c: Correlation) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in c.rows:
-        w.writerow(["" if (v := getattr(r, k)) is None else v for k in CSV_COLUMNS])
+        w.writerow(csv_row(["" if (v := getattr(r, k)) is None else v for k in CSV_COLUMNS]))
     return buf.getvalue()
 
 
@@ -635,9 +636,9 @@ def points_csv(c: Correlation) -> str:
                 "gflops", "channels"])
     for r in c.rows:
         for p in r.points:
-            w.writerow([r.task, r.metric, r.layer, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match, p.note,
-                        "" if p.params is None else int(p.params), "" if p.gflops is None else p.gflops,
-                        "" if p.channels is None else p.channels])
+            w.writerow(csv_row([r.task, r.metric, r.layer, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match,
+                                p.note, "" if p.params is None else int(p.params), "" if p.gflops is None else p.gflops,
+                                "" if p.channels is None else p.channels]))
     return buf.getvalue()
 
 
@@ -650,7 +651,7 @@ def delta_text(r: CorrelationRow) -> str:
 
 
 def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md_cell(text)
 
 
 def to_markdown(c: Correlation, level: int = 1) -> str:

@@ -7,6 +7,7 @@ import io
 import json
 import math
 
+from archbench.escaping import csv_row
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard
 
 FORMATS = ("csv", "md", "html", "json")
@@ -46,22 +47,22 @@ def to_csv(lb: Leaderboard) -> str:
     w.writerow(CSV_COLUMNS)
     for b in lb.boards:
         for e in b.entries:
-            w.writerow([
+            w.writerow(csv_row([
                 "board", b.task, b.metric, b.layer, "higher" if b.higher_is_better else "lower", e.rank, e.unit,
                 e.arch, e.init, e.n, repr(e.mean), repr(e.std), repr(e.ci_low), repr(e.ci_high),
                 "" if e.p_value is None else repr(e.p_value), "" if e.p_holm is None else repr(e.p_holm),
                 "yes" if e.is_reference else "",
-            ])
+            ]))
     for o in lb.overall:
-        w.writerow(["overall", "", "mean rank", ALL_LAYERS, "lower", o.rank, o.unit, o.arch, o.init, o.boards,
-                    repr(o.mean_rank), "", "", "", "", "", "yes" if o.unit == lb.reference else ""])
+        w.writerow(csv_row(["overall", "", "mean rank", ALL_LAYERS, "lower", o.rank, o.unit, o.arch, o.init, o.boards,
+                            repr(o.mean_rank), "", "", "", "", "", "yes" if o.unit == lb.reference else ""]))
     if lb.claims:
         from archbench.report.claims import CSV_HEADER, claims_csv_rows
 
         w.writerow([])  # the claims: a second table with its own header
         w.writerow(CSV_HEADER)
         for row in claims_csv_rows(lb.claims):
-            w.writerow(["" if v is None else v for v in row])
+            w.writerow(csv_row(["" if v is None else v for v in row]))
     return buf.getvalue()
 
 

@@ -20,7 +20,8 @@ fact in one place:
 seconds, device, loss trace (JSON), image paths (JSON), ``extra`` (JSON: the task's provenance,
 e.g. layer weights); ``scores`` -- one row per (run, layer, metric) with the value (NULL where it
 could not be computed); ``suite_runs`` -- (suite, run key) membership; ``suites`` -- each suite's
-resolved definition (JSON) and reference; ``meta`` -- the schema version.
+resolved definition (JSON) and reference; ``leases`` -- which sweep is running which job (see
+below); ``meta`` -- the schema version.
 
 Everything written is read back: :meth:`ResultStore.outcome` rebuilds a run's
 :class:`~archbench.results.RunOutcome` with its :class:`~archbench.results.Result` s.
@@ -33,10 +34,24 @@ Durability and concurrency: WAL journal, 60 s busy timeout, and every run writte
 were in progress and several sweeps may write to one store at once. A ``done`` row is never
 replaced (``INSERT ... ON CONFLICT(key) DO UPDATE ... WHERE status != 'done'``): the first finished
 result of a run wins, and a failed row is replaced by a later attempt.
+
+Sharing the work: before a sweep runs a job it *claims* it (:meth:`ResultStore.claim`): in one
+``BEGIN IMMEDIATE`` transaction it checks that the job is not done and that no live sweep holds
+it, and writes a ``leases`` row (key, owner, host, pid, expiry). The owner renews its leases while
+it runs (:class:`archbench.store.leases.Heartbeat`) and drops each one when it stores the job's
+result; a lease whose owner died expires (at once when the owner was a process on this host that
+no longer exists, after its time-to-live otherwise), so another sweep -- on this machine or on
+another one sharing the store -- takes the job over. Several sweeps on one store thus run each
+job once.
+
+The file is created when the store is first used (opening a store writes nothing), so a command
+that fails before it stores anything leaves no empty store behind. Database errors (a corrupt
+page, a full disk, a read-only file) raise :class:`~archbench.errors.StoreError` with one line.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -44,15 +59,16 @@ import platform
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from archbench.config import HasConfig, RunConfig
-from archbench.errors import ConfigError
+from archbench.errors import ConfigError, StoreError
 from archbench.results import Result, RunOutcome
+from archbench.store.leases import LeaseOwner, pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +134,61 @@ CREATE TABLE IF NOT EXISTS scores (
 );
 CREATE TABLE IF NOT EXISTS suite_runs (suite TEXT NOT NULL, run_key TEXT NOT NULL, PRIMARY KEY (suite, run_key));
 CREATE TABLE IF NOT EXISTS suites (name TEXT PRIMARY KEY, reference TEXT, definition TEXT NOT NULL, updated REAL);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired REAL NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leases_owner ON leases(owner);
 """
+
+#: what :meth:`ResultStore.claim` answers: the job is now ours; done already; attempted by another
+#: sweep since this one looked (``attempted``); being run by another live sweep (``held``)
+CLAIMED, DONE, ATTEMPTED, HELD = "claimed", "done", "attempted", "held"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def store_error(path: object, exc: sqlite3.Error) -> StoreError:
+    """One line for a database error of the store at ``path``."""
+    text = str(exc).strip() or type(exc).__name__
+    low = text.lower()
+    where = str(path)
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
+        return StoreError(
+            f"results store {where!r} is damaged ({text}); restore it from a copy, or recover what is readable "
+            f"with `sqlite3 {where} .recover | sqlite3 recovered.db` and use --store recovered.db"
+        )
+    if "disk is full" in low or "disk full" in low:
+        return StoreError(f"cannot write results store {where!r}: the disk is full; free some space and run again "
+                          "(stored results are kept)")
+    if "readonly" in low or "read-only" in low:
+        return StoreError(f"results store {where!r} is read-only ({text}); use a writable --store")
+    if "locked" in low or "busy" in low:
+        return StoreError(f"results store {where!r} stayed locked by another process for over a minute ({text})")
+    if "unable to open" in low:
+        return StoreError(f"cannot open results store {where!r}: {text}")
+    return StoreError(f"results store {where!r}: {text}")
+
+
+def _guarded(method: _F) -> _F:
+    """Turn database errors raised by a store method into :class:`StoreError` (bugs, such as a
+    wrong SQL statement or a constraint violation, keep their own exception)."""
+
+    @functools.wraps(method)
+    def wrapper(self: ResultStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise store_error(self.path or ":memory:", exc) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def finite(v: Any) -> float | None:
@@ -180,19 +250,57 @@ class ResultStore:
 
     def __init__(self, path: str | Path = DEFAULT_STORE) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None and self.path.exists() and self.path.is_dir():
+            raise ConfigError(f"store {str(self.path)!r} is a folder; give a database file such as {self.path / 'results.db'}")
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def exists(self) -> bool:
+        """Whether the store's file exists (an in-memory store always does)."""
+        return self.path is None or self.path.exists()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The database connection, opened (and the file and schema created) on first use."""
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        name = str(self.path) if self.path is not None else ":memory:"
         if self.path is not None:
-            if self.path.exists() and self.path.is_dir():
-                raise ConfigError(f"store {str(self.path)!r} is a folder; give a database file such as {self.path / 'results.db'}")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                from archbench.fileio import os_reason
+
+                raise StoreError(f"cannot create results store {name!r}: {os_reason(exc)}") from None
+        conn = None
         try:
-            self.conn = sqlite3.connect(str(path), timeout=60.0, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA busy_timeout = 60000")
+            conn = sqlite3.connect(name, timeout=60.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 60000")
             if self.path is not None:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                self.conn.execute("PRAGMA synchronous = NORMAL")
-            self._open_schema(str(path))
+                try:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                except sqlite3.OperationalError as exc:  # a read-only file keeps its journal mode
+                    if "readonly" not in str(exc).lower():
+                        raise
+                conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = conn
+            self._open_schema(name)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"cannot open results store {str(path)!r}: {exc}") from None
+            self._conn = None
+            if conn is not None:
+                conn.close()
+            if "not a database" in str(exc):
+                raise StoreError(f"{name!r} is not an archbench results store (not an SQLite database)") from None
+            raise store_error(name, exc) from None
+        except BaseException:
+            self._conn = None
+            if conn is not None:
+                conn.close()
+            raise
+        return conn
 
     def _open_schema(self, name: str) -> None:
         version = self._schema_version()
@@ -203,10 +311,18 @@ class ResultStore:
             version = self._schema_version()
         if version not in (None, SCHEMA_VERSION):
             raise ConfigError(f"store {name} has schema version {version}; this archbench reads {SCHEMA_VERSION}")
-        with self.transaction() as c:
-            for statement in statements(SCHEMA):
-                c.execute(statement)
-            c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        if version == SCHEMA_VERSION and {"runs", "results", "scores", "suite_runs", "suites", "leases"} <= have:
+            return  # nothing to create: a read-only store can be read
+        try:
+            with self.transaction() as c:
+                for statement in statements(SCHEMA):
+                    c.execute(statement)
+                c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc).lower() or "runs" not in have:
+                raise
+            log.debug("store %s is read-only: not adding the tables it lacks (%s)", name, exc)
 
     def _schema_version(self) -> int | None:
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
@@ -220,7 +336,9 @@ class ResultStore:
         return self.path.resolve().parent if self.path is not None else Path.cwd()
 
     def close(self) -> None:
-        self.conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> ResultStore:
         return self
@@ -231,17 +349,22 @@ class ResultStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
+            yield conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # the error may have ended the transaction already
+                pass
             raise
-        self.conn.execute("COMMIT")
+        conn.execute("COMMIT")
 
     # ------------------------------------------------------------------------------------------
     # writing
 
+    @_guarded
     def record_suite(self, name: str, reference: str | None, definition: dict[str, Any]) -> None:
         """Remember a suite's definition and reference architecture."""
         with self.transaction() as c:
@@ -251,14 +374,107 @@ class ResultStore:
                 (name, reference, json.dumps(definition, sort_keys=True, default=str), time.time()),
             )
 
+    @_guarded
     def add_to_suite(self, suite: str, keys: Iterable[str]) -> None:
         """Mark runs as members of ``suite`` (a run may belong to several suites)."""
         with self.transaction() as c:
             c.executemany("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", [(suite, k) for k in keys])
 
-    def put(self, outcome: RunOutcome, suite: str | None = None) -> bool:
+    @_guarded
+    def suite_definition(self, name: str) -> dict[str, Any] | None:
+        """The definition recorded for suite ``name`` (None when there is none)."""
+        if not self.exists:
+            return None
+        row = self.conn.execute("SELECT definition FROM suites WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        try:
+            data = json.loads(row[0])
+        except (TypeError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @_guarded
+    def forget_suite(self, name: str) -> int:
+        """Drop the membership of every run in suite ``name`` and its definition (the runs and
+        their results stay: other suites may share them); returns the memberships dropped."""
+        with self.transaction() as c:
+            n = c.execute("DELETE FROM suite_runs WHERE suite = ?", (name,)).rowcount
+            c.execute("DELETE FROM suites WHERE name = ?", (name,))
+        return n
+
+    # ------------------------------------------------------------------------------------------
+    # leases: which sweep runs which job
+
+    @_guarded
+    def claim(self, key: str, owner: LeaseOwner, ttl: float, seen_attempts: int = 0) -> str:
+        """Claim the job ``key`` for ``owner`` for ``ttl`` seconds, in one transaction.
+
+        Returns :data:`CLAIMED` (now ``owner``'s: run it; a claim ``owner`` already holds is
+        renewed), :data:`DONE` (stored as done), :data:`ATTEMPTED` (stored by another sweep since
+        this one saw ``seen_attempts`` attempts: not run again) or :data:`HELD` (another sweep
+        holds a live lease on it). A lease whose owner died -- expired, or held by a process of
+        this host that no longer exists -- is taken over.
+        """
+        now = time.time()
+        with self.transaction() as c:
+            row = c.execute("SELECT status, attempts FROM runs WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] == "done":
+                return DONE
+            if row is not None and int(row[1] or 0) > seen_attempts:
+                return ATTEMPTED
+            lease = c.execute("SELECT owner, host, pid, expires FROM leases WHERE key = ?", (key,)).fetchone()
+            if lease is not None and lease[0] != owner.token and not self._lease_dead(lease, now):
+                return HELD
+            c.execute(
+                "INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, "
+                "host = excluded.host, pid = excluded.pid, acquired = excluded.acquired, expires = excluded.expires",
+                (key, owner.token, owner.host, owner.pid, now, now + ttl),
+            )
+        return CLAIMED
+
+    @staticmethod
+    def _lease_dead(lease: tuple, now: float) -> bool:
+        _owner, host, pid, expires = lease
+        if expires is None or float(expires) <= now:
+            return True
+        return host == socket.gethostname() and not pid_alive(int(pid))
+
+    @_guarded
+    def renew(self, owner: LeaseOwner, ttl: float) -> int:
+        """Push the expiry of every lease ``owner`` holds to now + ``ttl``; returns how many."""
+        with self.transaction() as c:
+            return c.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + ttl, owner.token)).rowcount
+
+    @_guarded
+    def release(self, owner: LeaseOwner, keys: Iterable[str] | None = None) -> int:
+        """Drop ``owner``'s leases (all, or those among ``keys``); returns how many."""
+        with self.transaction() as c:
+            if keys is None:
+                return c.execute("DELETE FROM leases WHERE owner = ?", (owner.token,)).rowcount
+            return sum(c.execute("DELETE FROM leases WHERE owner = ? AND key = ?", (owner.token, k)).rowcount for k in keys)
+
+    @_guarded
+    def leases(self, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Live leases (all, or those among ``keys``): key -> owner, host, pid, acquired, expires."""
+        if not self.exists:
+            return {}
+        now = time.time()
+        rows = self.conn.execute("SELECT key, owner, host, pid, acquired, expires FROM leases").fetchall()
+        wanted = set(keys) if keys is not None else None
+        return {
+            r[0]: {"owner": r[1], "host": r[2], "pid": r[3], "acquired": r[4], "expires": r[5]}
+            for r in rows
+            if (wanted is None or r[0] in wanted) and not self._lease_dead((r[1], r[2], r[3], r[5]), now)
+        }
+
+    # ------------------------------------------------------------------------------------------
+
+    @_guarded
+    def put(self, outcome: RunOutcome, suite: str | None = None, owner: LeaseOwner | None = None) -> bool:
         """Store one :class:`~archbench.results.RunOutcome` in its own transaction (and, with
-        ``suite``, mark it a member of that suite).
+        ``suite``, mark it a member of that suite); ``owner``'s lease on the run is dropped in the
+        same transaction.
 
         Returns True when written, False when the run was already stored as done (by this or a
         concurrent sweep); a done row is never overwritten.
@@ -305,6 +521,8 @@ class ResultStore:
                     )
             if suite is not None:
                 c.execute("INSERT OR IGNORE INTO suite_runs VALUES (?, ?)", (suite, config.key))
+            if owner is not None:
+                c.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (config.key, owner.token))
         return written
 
     def _relpaths(self, paths: dict[str, str]) -> dict[str, str]:
@@ -326,26 +544,31 @@ class ResultStore:
     # ------------------------------------------------------------------------------------------
     # reading
 
+    @_guarded
     def statuses(self, keys: Iterable[str] | None = None) -> dict[str, str]:
         """key -> status of stored runs (all, or those among ``keys``)."""
+        return {k: v[0] for k, v in self.run_states(keys).items()}
+
+    @_guarded
+    def run_states(self, keys: Iterable[str] | None = None) -> dict[str, tuple[str, int]]:
+        """key -> (status, attempts) of stored runs (all, or those among ``keys``)."""
+        if not self.exists:
+            return {}
         if keys is None:
-            return dict(self.conn.execute("SELECT key, status FROM runs"))
+            return {k: (s, int(a or 0)) for k, s, a in self.conn.execute("SELECT key, status, attempts FROM runs")}
         keys = list(keys)
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, int]] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            q = f"SELECT key, status FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
-            out.update(dict(self.conn.execute(q, chunk)))
+            q = f"SELECT key, status, attempts FROM runs WHERE key IN ({','.join('?' for _ in chunk)})"
+            out.update({k: (s, int(a or 0)) for k, s, a in self.conn.execute(q, chunk)})
         return out
 
+    @_guarded
     def suite_names(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT DISTINCT suite FROM suite_runs ORDER BY suite")]
 
-    def suite_definition(self, name: str) -> dict[str, Any] | None:
-        """The suite's definition as it was when last swept (``Suite.to_json``), or None."""
-        row = self.conn.execute("SELECT definition FROM suites WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else None
-
+    @_guarded
     def suite_reference(self, name: str) -> str | None:
         row = self.conn.execute("SELECT reference FROM suites WHERE name = ?", (name,)).fetchone()
         return row[0] if row else None
@@ -367,6 +590,7 @@ class ResultStore:
                 args.extend(keys)
         return (" WHERE " + " AND ".join(where)) if where else "", args
 
+    @_guarded
     def runs(self, suite: str | None = None, keys: Iterable[str] | None = None) -> list[StoredRun]:
         """Stored runs (optionally of one suite and/or among ``keys``), in insertion order."""
         where, args = self._run_filter(suite, keys)
@@ -380,6 +604,7 @@ class ResultStore:
             for r in rows
         ]
 
+    @_guarded
     def results(
         self,
         suite: str | None = None,
@@ -420,6 +645,7 @@ class ResultStore:
             )
         return out
 
+    @_guarded
     def outcome(self, key: str) -> RunOutcome | None:
         """Everything stored of the run ``key`` as a :class:`~archbench.results.RunOutcome` (None if absent)."""
         runs = self.runs(keys=[key])
@@ -438,6 +664,7 @@ class ResultStore:
         return RunOutcome(run.config, run.status, run.error, results, run.started or 0.0, run.finished or 0.0,
                           run.seconds or 0.0, run.build_seconds or 0.0, run.provenance)
 
+    @_guarded
     def count(self, status: str | None = None) -> int:
         if status is None:
             return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])

@@ -47,6 +47,16 @@ class Executor(ABC):
         A job for which ``skip(job)`` is true just before it starts is not run and not reported.
         """
 
+    def check_output(self) -> None:
+        """Raise :class:`~archbench.errors.OutputError` when a folder the executor writes to
+        (``out_dir``; ``shared_dir``) is a file or not writable; called before any job runs."""
+        from archbench.fileio import check_output_dir
+
+        for attr, what in (("out_dir", "image folder"), ("shared_dir", "--shared-dir")):
+            folder = getattr(self, attr, None)
+            if folder is not None:
+                check_output_dir(folder, what)
+
     def resolve_device(self, requested: str) -> str:
         """The device jobs run on for a requested one (``auto``, ``cpu``, ``cuda``, ``cuda:N``).
 

@@ -547,13 +547,11 @@ class RayExecutor(Executor):
             for r in outcome.results:
                 r.paths = {}
             return
+        from archbench.fileio import atomic_write
+
         job_dir = self.out_dir / outcome.key
         for rel, data in delivery.files.items():
-            dst = job_dir / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(dst)
+            atomic_write(job_dir / rel, data, what="image")
         for r in outcome.results:
             r.paths = {k: str(job_dir / p) for k, p in r.paths.items()}
         if outcome.results:

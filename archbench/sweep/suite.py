@@ -252,6 +252,12 @@ class _Ctx:
             return None
         v = data[key]
         self.expect(isinstance(v, int) and not isinstance(v, bool) and v > 0, key, allowed, v, table, index)
+        if key == "size":
+            from archbench.config import MAX_SIZE_ENV, max_size
+
+            if v > max_size():
+                raise self.error(f"'size' in {self.where(table, index)} is {v} px, more than the limit of {max_size()} px "
+                                 f"(set {MAX_SIZE_ENV} to allow more)", key, table, index)
         return int(v)
 
     def strings(self, data: dict, key: str, allowed: dict, table: str = "", index: int = 0) -> list[str] | None:
@@ -269,46 +275,139 @@ class _Ctx:
         if isinstance(v, int) and not isinstance(v, bool):
             self.expect(v > 0, key, allowed, v, table, index)
             return list(range(v))
-        ok = isinstance(v, list) and len(v) > 0 and all(isinstance(s, int) and not isinstance(s, bool) for s in v)
+        ok = isinstance(v, list) and len(v) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
         self.expect(ok, key, allowed, v, table, index)
         if len(set(v)) != len(v):
             raise self.error(f"{key!r} in {self.where(table, index)} has duplicates: {v!r}", key, table, index)
         return [int(s) for s in v]
 
 
-def _check_arch(spec: str) -> None:
-    from archbench.architectures.registry import parse_spec, resolve_factory
+def _resolve_file(value: str, base: Path) -> str:
+    """A path written in a suite, resolved from the suite file's folder (absolute paths and
+    ``~`` stay as they are)."""
+    p = Path(value).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
 
-    name, _ = parse_spec(spec)
-    if ".py:" in name:
-        return  # checked when the job runs (the file may be created later)
-    resolve_factory(name)
+
+def _resolve_arch(spec: str, base: Path) -> str:
+    """``spec`` with the file of a ``file.py:factory`` spec resolved from the suite's folder."""
+    from archbench.architectures.registry import parse_spec
+
+    name, opts = parse_spec(spec)
+    if ".py:" not in name:
+        return spec
+    path, sep, func = name.rpartition(":")
+    return canonical_spec(f"{_resolve_file(path, base)}:{func}", opts)
+
+
+def _check_arch(spec: str):
+    """Build ``spec`` on the meta device (no memory, no weights) so that unknown names, unknown
+    options and bad option values (``vgg11(width=abc)``) fail when the suite is parsed; returns
+    the network, or None when it cannot be built without real tensors (checked when it runs)."""
+    import logging
+
+    import torch
+
+    from archbench.architectures.adapters import check_model_name
+    from archbench.architectures.registry import build_arch, parse_spec
+
+    name, opts = parse_spec(spec)
+    prefix, sep, model = name.partition(":")
+    if sep and not opts and check_model_name(prefix, model):
+        return None  # tv:NAME / timm:NAME without options: the name is all there is to check
+    try:
+        with torch.device("meta"):
+            return build_arch(spec)
+    except ArchbenchError:
+        raise
+    except Exception as exc:  # a factory that needs real tensors: it runs (or fails) as a job
+        logging.getLogger(__name__).debug("arch %s not checked on the meta device: %s", spec, exc)
+        return None
+
+
+def _resolve_init(init: str, base: Path) -> str:
+    """``init`` with a checkpoint path (or a stacked init's reference file) resolved from the suite."""
+    if init.startswith("checkpoint:"):
+        return "checkpoint:" + _resolve_file(init.partition(":")[2], base)
+    if init.startswith("stacked("):
+        from archbench.architectures.registry import parse_spec
+
+        _, opts = parse_spec(init)
+        ref = opts.get("reference")
+        if isinstance(ref, str):
+            opts["reference"] = _resolve_image(ref, base)
+        return canonical_spec("stacked", opts)
+    return init
 
 
 def _check_init(init: str) -> None:
-    from archbench.architectures.init import INIT_SCHEMES
-    from archbench.config import canonical_init
+    from archbench.architectures.init import validate_init
+    from archbench.config import canonical_init, parse_stacked
 
     if init == "stacked" or init.startswith("stacked("):
-        canonical_init(init, "cpu")  # unknown options fail here
+        stacked = parse_stacked(canonical_init(init, "cpu"))  # unknown options fail here
+        if stacked is not None:
+            from archbench.images import check_image
+
+            check_image(str(stacked["reference"]))
         return
-    scheme = init.split(":")[0]
-    if scheme not in [s.split(":")[0] for s in INIT_SCHEMES]:
-        valid = [*INIT_SCHEMES, "stacked(base=...,candidates=5,...)"]
-        raise ConfigError(f"unknown init {init!r}; valid: {', '.join(valid)}")
+    validate_init(init)
+
+
+def _check_fits(net, init: str) -> None:
+    """A checkpoint init must fit the (meta-built) network: same keys and shapes."""
+    if net is None or not init.startswith("checkpoint:"):
+        return
+    from archbench.architectures.init import checkpoint_mismatch, read_checkpoint
+
+    path = Path(init.partition(":")[2])
+    problem = checkpoint_mismatch(net, read_checkpoint(path))
+    if problem:
+        raise ConfigError(f"checkpoint {str(path)!r} does not fit this architecture: {problem}")
 
 
 def _resolve_image(src: str, base: Path) -> str:
+    """An image source of a suite: a built-in name as it is, a path resolved from the suite file."""
     from archbench.images import IMAGES
 
     if src in IMAGES:
         return src
-    p = Path(src).expanduser()
-    if not p.is_absolute():
-        cand = base / p
-        if cand.exists() or not p.exists():
-            return str(cand)
-    return str(p)
+    return _resolve_file(src, base)
+
+
+def _check_images(sources: list[str]) -> None:
+    """Every image exists and its header is readable and within the pixel limit (nothing is decoded)."""
+    from archbench.images import IMAGES, check_image, list_image_files
+
+    for src in sources:
+        if src not in IMAGES and Path(src).is_dir():
+            for f in list_image_files(src):
+                check_image(f)
+        else:
+            check_image(src)
+
+
+def _resolve_options(task, options: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Task options with the image paths among them (``task.path_options``) resolved from the suite."""
+    out = dict(options)
+    for key in getattr(task, "path_options", ()):
+        value = out.get(key)
+        if isinstance(value, str):
+            parts = [v.strip() for v in value.split(",")]
+            out[key] = ",".join(v if v in ("", "photos") else _resolve_image(v, base) for v in parts)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[key] = [v if v == "photos" else _resolve_image(v, base) for v in value]
+    return out
+
+
+def _option_images(task, options: dict[str, Any]) -> list[str]:
+    """The image sources named by ``options`` (already resolved)."""
+    found: list[str] = []
+    for key in getattr(task, "path_options", ()):
+        value = options.get(key)
+        values = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else []
+        found += [v.strip() for v in values if isinstance(v, str) and v.strip() and v.strip() != "photos"]
+    return found
 
 
 def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
@@ -336,6 +435,10 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
     suite.inits = ctx.strings(data, "inits", TOP_KEYS) or suite.inits
     images = ctx.strings(data, "images", TOP_KEYS)
     suite.images = [_resolve_image(s, base) for s in images] if images else suite.images
+    try:
+        _check_images(suite.images)
+    except ArchbenchError as exc:
+        raise ctx.error(f"in 'images': {exc}", "images") from None
     suite.size = ctx.posint(data, "size", TOP_KEYS)
     suite.iterations = ctx.posint(data, "iterations", TOP_KEYS)
     suite.optimizer = ctx.string(data, "optimizer", TOP_KEYS) or suite.optimizer
@@ -351,17 +454,22 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
     if suite.judge not in JUDGE_NAMES:
         raise ctx.error(f"'judge' must be one of {', '.join(JUDGE_NAMES)}, got {suite.judge!r}", "judge")
 
+    suite.inits = [_resolve_init(init, base) for init in suite.inits]
     for init in suite.inits:
         try:
             _check_init(init)
         except ArchbenchError as exc:
             raise ctx.error(str(exc), "inits") from None
+    built: dict[str, Any] = {}  # canonical spec -> network built on the meta device (or None)
 
     # architectures
     for spec in ctx.strings(data, "archs", TOP_KEYS) or []:
         try:
-            _check_arch(spec)
-            suite.archs.append(ArchEntry(canonical_spec(spec)))
+            canon = canonical_spec(_resolve_arch(spec, base))
+            built[canon] = _check_arch(canon)
+            for init in suite.inits:
+                _check_fits(built[canon], init)
+            suite.archs.append(ArchEntry(canon))
         except ArchbenchError as exc:
             raise ctx.error(f"in 'archs': {exc}", "archs") from None
     arch_tables = data.get("arch", [])
@@ -375,16 +483,22 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
         options = t.get("options", {})
         ctx.expect(isinstance(options, dict), "options", ARCH_KEYS, options, "arch", i)
         try:
-            _check_arch(spec)
-            canon = canonical_spec(spec, options)
+            canon = canonical_spec(_resolve_arch(spec, base), options)
+            built[canon] = _check_arch(canon)
         except ArchbenchError as exc:
-            raise ctx.error(str(exc), "spec", "arch", i) from None
+            raise ctx.error(str(exc), "spec" if not options else "options", "arch", i) from None
         inits = ctx.strings(t, "inits", ARCH_KEYS, "arch", i)
+        inits = [_resolve_init(init, base) for init in inits] if inits else None
         for init in inits or []:
             try:
                 _check_init(init)
             except ArchbenchError as exc:
                 raise ctx.error(str(exc), "inits", "arch", i) from None
+        for init in inits or suite.inits:
+            try:
+                _check_fits(built[canon], init)
+            except ArchbenchError as exc:
+                raise ctx.error(str(exc), "inits" if inits else "spec", "arch", i) from None
         suite.archs.append(ArchEntry(canon, inits, ctx.seeds(t, "seeds", ARCH_KEYS, "arch", i)))
     if not suite.archs:
         raise ctx.error("no architectures: expected 'archs = [...]' or at least one [[arch]] table")
@@ -418,8 +532,10 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
             raise ctx.error(str(exc), "name", "task", i) from None
         options = t.get("options", {})
         ctx.expect(isinstance(options, dict), "options", TASK_KEYS, options, "task", i)
+        options = _resolve_options(task, options, base)
         try:
             task.parse_options(dict(options))
+            _check_images(_option_images(task, options))
         except (ArchbenchError, TypeError, ValueError) as exc:
             bad = [k for k in options if k in str(exc)]
             line_key = bad[0] if bad else "options"
@@ -431,10 +547,15 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
             except ArchbenchError as exc:
                 raise ctx.error(str(exc), "metrics", "task", i) from None
         images = ctx.strings(t, "images", TASK_KEYS, "task", i)
+        images = [_resolve_image(s, base) for s in images] if images else None
+        try:
+            _check_images(images or [])
+        except ArchbenchError as exc:
+            raise ctx.error(f"in 'images': {exc}", "images", "task", i) from None
         only = ctx.strings(t, "archs", TASK_KEYS, "task", i)
         if only is not None:
             try:
-                only = [canonical_spec(a) for a in only]
+                only = [canonical_spec(_resolve_arch(a, base)) for a in only]
             except ArchbenchError as exc:
                 raise ctx.error(f"'archs': {exc}", "archs", "task", i) from None
             stray = [a for a in only if a not in seen]
@@ -459,7 +580,7 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                 metrics,
                 ctx.posint(t, "size", TASK_KEYS, "task", i),
                 ctx.posint(t, "iterations", TASK_KEYS, "task", i),
-                [_resolve_image(s, base) for s in images] if images else None,
+                images,
                 ctx.seeds(t, "seeds", TASK_KEYS, "task", i),
                 only,
                 only_inits,
@@ -470,7 +591,7 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
     if suite.reference is not None:
         ref_spec = suite.reference.split("@", 1)[0]
         try:
-            ref_canon = canonical_spec(ref_spec)
+            ref_canon = canonical_spec(_resolve_arch(ref_spec, base))
         except ArchbenchError as exc:
             raise ctx.error(f"'reference': {exc}", "reference") from None
         if ref_canon not in seen:
@@ -478,6 +599,8 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                 f"'reference' {suite.reference!r} is not one of the suite's architectures: {', '.join(sorted(seen))}",
                 "reference",
             )
+        if ".py:" in ref_spec:  # the file resolved from the suite, as the architecture's
+            suite.reference = ref_canon + suite.reference[len(ref_spec):]
     from archbench.sweep.claims import parse_claims
 
     suite.claims = parse_claims(ctx, data, suite)

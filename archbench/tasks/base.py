@@ -148,6 +148,9 @@ class Task:
     #: an option that names the task's main image instead of ``--image`` (style: ``content``);
     #: :func:`archbench.config.resolve` moves it into the configuration's image
     image_option: ClassVar[str | None] = None
+    #: options whose values are image sources (names or paths; comma-separated lists too): a
+    #: suite resolves relative paths in them from the suite file and checks them when parsed
+    path_options: ClassVar[tuple[str, ...]] = ()
 
     def parse_options(self, options: dict[str, Any]) -> Any:
         """Validate ``options`` against ``Options``; unknown keys give a clear error. The generic

@@ -501,6 +501,7 @@ class Maximize(Task):
     Options = MaximizeOptions
     fixed_optimizer = "adam"  # priors act between steps; see the module docstring
     takes_images = False  # every problem starts from noise (outputs are labelled IMAGE_LABEL)
+    path_options = ("natural",)
 
     def layers(self, net: TappedNetwork, opts: MaximizeOptions) -> list[str]:
         layers = opts.layers or [default_layer(net)]

@@ -125,6 +125,9 @@ class Reconstruct(Task):
 
     def layers(self, net: TappedNetwork, opts: ReconstructOptions) -> list[str]:
         layers = opts.layers or default_layers(net)
+        if not layers:
+            taps = ", ".join(t.name for t in net.taps) or "none"
+            raise ConfigError(f"the network has no downsampled layer to reconstruct by default; pass --layer (layers: {taps})")
         for layer in layers:
             net.tap(layer)
         return layers

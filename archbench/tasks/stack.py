@@ -78,13 +78,15 @@ class StackResult:
         return {"state_dict": state, "provenance": self.provenance}
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`checkpoint` to ``path`` (atomically)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.checkpoint(), tmp)
-        tmp.replace(path)
-        return path
+        """Write :meth:`checkpoint` to ``path`` (atomically; a failed write leaves no temporary file
+        and raises :class:`~archbench.errors.OutputError`)."""
+        import io
+
+        from archbench.fileio import atomic_write
+
+        buf = io.BytesIO()
+        torch.save(self.checkpoint(), buf)
+        return atomic_write(path, buf.getvalue(), what="checkpoint")
 
 
 def build_stacked(

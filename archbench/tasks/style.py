@@ -127,6 +127,7 @@ class Style(Task):
     default_metrics = ("ssim", "gram")
     Options = StyleOptions
     image_option = "content"
+    path_options = ("style", "content")
 
     def layers(self, net: TappedNetwork, opts: StyleOptions) -> tuple[list[str], list[str]]:
         """(content layers, style layers) for ``net``."""

@@ -566,10 +566,11 @@ def import_weights(file: str | Path) -> ImportResult:
     if dest.is_file() and sha256_file(dest) == digest:
         log.info("%s is already in %s", target, dest.parent)
         return ImportResult(model, dest, copied=False)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target}.", suffix=".part", dir=dest.parent)
+        tmp = Path(tmp_name)
         with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
             shutil.copyfileobj(inp, out, 1 << 20)
             out.flush()
@@ -577,8 +578,12 @@ def import_weights(file: str | Path) -> ImportResult:
         if sha256_file(tmp) != digest:
             raise WeightsError(f"{str(src)!r} changed while it was being copied; nothing was written")
         os.replace(tmp, dest)
+    except OSError as exc:
+        from archbench.fileio import output_error
+
+        raise output_error(dest, exc, "the weights cache") from None
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
     log.info("imported %s as %s", src, dest)
     return ImportResult(model, dest, copied=True)
