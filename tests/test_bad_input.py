@@ -115,9 +115,9 @@ def bad_dir(tmp_path_factory) -> Path:
         store.add_to_suite("other", ["k"])
     (d / "torch").mkdir()
     entry = {"task": "reconstruct", "arch": "vgg11", "init": "gaussian:0.015", "layer": "pool1", "metric": "ssim",
-             "higher_is_better": True, "mean": 0.5, "n": 1}
-    (d / "baseline.json").write_text(json.dumps({"format": "archbench-baseline/1", "suite": "tiny", "suite_ref": "tiny",
-                                                 "tolerances": {}, "entries": [entry]}))
+             "judge": None, "higher_is_better": True, "gating": True, "mean": 0.5, "n": 1, "tolerance": 0.01}
+    (d / "baseline.json").write_text(json.dumps({"format": "archbench-baseline/2", "suite": "tiny", "suite_ref": "tiny",
+                                                 "entries": [entry]}))
     return d
 
 

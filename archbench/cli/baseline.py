@@ -67,9 +67,9 @@ def baseline_save(
 
     from archbench.fileio import check_output_file
 
-    check_output_file(out, "--out")  # before the work: a folder, /proc or read-only fails now
     suite_obj = load_suite(suite)
     names = _perturbations(perturb)
+    check_output_file(out, "--out")  # before the work: a folder, /proc or read-only fails now
     cpu = resolve_device(device or suite_obj.device) == "cpu"
     if names and not cpu:
         err_console.print("[yellow]note:[/] kernel perturbations emulate other CPUs; skipped for a GPU suite")

@@ -144,7 +144,12 @@ def _arm(ctx, value: Any, suite, where: str, index: int, key: str) -> Arm:
             f"({', '.join(a.spec for a in suite.archs)})", key, "claim", index)
     inits = arch.inits or suite.inits
     if at:
-        init = init.strip()
+        from pathlib import Path
+
+        from archbench.sweep.suite import _resolve_init
+
+        base = Path(suite.path).resolve().parent if suite.path != "<suite>" else Path.cwd()
+        init = _resolve_init(init.strip(), base)  # as the suite's own inits are written
         if init not in inits:
             raise ctx.error(f"{where}: unknown unit {unit!r}: {spec} runs with {', '.join(inits)}", key, "claim", index)
     elif len(inits) == 1:

@@ -566,6 +566,7 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
                     "archs", "task", i,
                 )
         only_inits = ctx.strings(t, "inits", TASK_KEYS, "task", i)
+        only_inits = [_resolve_init(init, base) for init in only_inits] if only_inits else None
         all_inits = {init for a in suite.archs for init in (a.inits or suite.inits)}
         stray = [x for x in only_inits or [] if x not in all_inits]
         if stray:
