@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from archbench.errors import ArchbenchError
+from archbench.metric_info import base_metric, scored_name  # noqa: F401 - one definition, re-exported
 from archbench.registry import Registry
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -77,23 +78,6 @@ def register_metric(
 def get_metric(name: str) -> Metric:
     """The metric registered as ``name`` (helpful error with suggestions otherwise)."""
     return METRICS.get(name)
-
-
-def scored_name(metric: str, judge: str | None) -> str:
-    """How results name ``metric`` scored by ``judge``: ``gram@trained-vgg16`` for a judged metric,
-    the metric's own name otherwise (an unknown metric counts as not judged)."""
-    if not judge:
-        return metric
-    try:
-        judged = get_metric(metric).judged
-    except ArchbenchError:
-        judged = False
-    return f"{metric}@{judge}" if judged else metric
-
-
-def base_metric(name: str) -> str:
-    """The metric of a scored name: ``gram@trained-vgg16`` -> ``gram``."""
-    return name.split("@", 1)[0]
 
 
 def list_metrics(pattern: str | None = None) -> list[str]:
