@@ -1,0 +1,369 @@
+"""Results as a pandas DataFrame: :func:`load_results`, the table every report is computed from.
+
+One row per stored score -- a (run, layer, metric) -- in a tidy (long) layout::
+
+    key           the run's key (RunConfig.key): the identity of the run
+    arch, init, seed, task, options, image, image_source, size, iterations, optimizer, history,
+    device, judge
+                  the run's resolved configuration (``options``: the task options as compact JSON;
+                  ``image``: the image's label, ``image_source``: the built-in name or file as
+                  stored; ``judge``: the network scoring judged metrics, else missing)
+    layer         the layer (or layer set) the result optimised; ``position``: its order in the run
+    metric        the metric as stored (``gram``); ``scored_metric``: as reports name it, with its
+                  judge for a judged metric (``gram@trained-vgg16``) -- scores of different judges
+                  are different quantities
+    value         the score (NaN where it could not be computed)
+    <pkg>_version the versions of the packages that produced the run (``archbench_version``,
+                  ``torch_version``, ...), unless ``versions=False``
+
+String columns are categoricals (a 10^6-row table takes tens of MB); ``seed``, ``size``,
+``iterations``, ``history`` and ``position`` are integers. Rows come in the order the runs were
+stored, then layer position, then metric name. Only done runs by default (``include_failed``: the
+partial results of failed runs too, with their ``status``).
+
+What the frame does not carry is read only when asked for: loss traces and image paths
+(:meth:`archbench.store.ResultStore.loss_traces`, :meth:`~archbench.store.ResultStore.result_paths`)
+and the rest of a run (:meth:`~archbench.store.ResultStore.outcome`).
+
+The regression check needs, per (task, arch, init, layer, metric, judge), the per-(image, seed)
+values and their mean: ``load_results(store, suite, final_loss=True)`` holds the values (with
+``final_loss`` as a metric) and :func:`score_means` the means, in the entries' layout of
+:func:`archbench.report.check.score_entries`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from archbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from archbench.store import ResultStore, StoredResult
+
+#: the metric name of the final loss rows (``final_loss=True``)
+FINAL_LOSS = "final_loss"
+
+#: identity columns, in order
+IDENTITY = ("key", "arch", "init", "seed", "task", "options", "image", "image_source", "size", "iterations",
+            "optimizer", "history", "device", "judge")
+#: per-row columns after the identity
+ROW = ("layer", "position", "metric", "scored_metric", "value")
+_INTS = ("seed", "size", "iterations", "history")
+
+
+def _open(store: ResultStore | str | Path) -> tuple[ResultStore, bool]:
+    from archbench.store import ResultStore
+
+    if isinstance(store, ResultStore):
+        return store, False
+    path = Path(store)
+    if not path.is_file():
+        raise ConfigError(f"store {str(path)!r} does not exist; run `archbench sweep SUITE --store {path}` first")
+    return ResultStore(path), True
+
+
+def _category(values: Sequence[Any] | np.ndarray) -> pd.Categorical:
+    """A categorical with its categories in sorted order (missing values stay missing)."""
+    return pd.Categorical(values, categories=sorted({v for v in values if v is not None}))
+
+
+def _version_column(package: str) -> str:
+    return re.sub(r"\W", "_", package) + "_version"
+
+
+def _runs_frame(rows: list[tuple], include_failed: bool, versions: bool) -> pd.DataFrame:
+    from archbench.store.db import RUN_TABLE
+
+    names = [n for n, _ in RUN_TABLE]
+    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    data = dict(zip(names, columns, strict=True))
+    out: dict[str, Any] = {"rowid": np.asarray(data["rowid"], dtype=np.int64)}
+    for name in IDENTITY:
+        col = data[name]
+        if name in _INTS:
+            out[name] = np.asarray([-1 if v is None else v for v in col], dtype=np.int64)
+        elif name == "key":
+            out[name] = pd.Categorical(col)  # unique per run; categorical so that the frame repeats codes
+        else:
+            out[name] = _category(list(col))
+    if include_failed:
+        out["status"] = _category(list(data["status"]))
+    names = {}
+    if versions:
+        parsed = {text: json.loads(text or "{}") for text in set(data["versions"])}
+        packages = sorted({p for v in parsed.values() for p in v})
+        for pkg in packages:
+            names[_version_column(pkg)] = pkg
+            out[_version_column(pkg)] = _category([parsed[t].get(pkg) for t in data["versions"]])
+    frame = pd.DataFrame(out)
+    frame.attrs["version_columns"] = names
+    return frame
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: building millions of row tuples otherwise triggers
+    collections that traverse all of them, again and again (measured: 3-5x slower)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Codes:
+    """String -> integer code, shared by several columns (codes in order of first sight)."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, int] = {}
+
+    def __call__(self, column: Sequence[str]) -> np.ndarray:
+        local, uniques = pd.factorize(np.array(column, dtype=object))
+        remap = np.array([self.table.setdefault(x, len(self.table)) for x in uniques], dtype=np.int32)
+        return remap[local] if len(uniques) else local.astype(np.int32)
+
+    def categorical(self, codes: np.ndarray) -> pd.Categorical:
+        """``codes`` as a categorical with sorted categories."""
+        names = sorted(self.table)
+        rank = {n: i for i, n in enumerate(names)}
+        remap = np.zeros(max(len(self.table), 1), dtype=np.int32)
+        for name, code in self.table.items():
+            remap[code] = rank[name]
+        return pd.Categorical.from_codes(remap[codes] if len(codes) else codes.astype(np.int32), categories=names)
+
+
+def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_loss: bool) -> dict[str, Any]:
+    """The score rows as arrays: run rowid, layer, position, metric, value (strings as codes)."""
+    layers, metrics = _Codes(), _Codes()
+    rowids, layer_codes, metric_codes, values = [], [], [], []
+    with gc_paused():
+        for rows in db.score_table(suite, keys, include_failed):
+            rid, layer, metric, value = zip(*rows, strict=True)
+            rowids.append(np.array(rid, dtype=np.int64))
+            layer_codes.append(layers(layer))
+            metric_codes.append(metrics(metric))
+            values.append(np.array(value, dtype=float))  # None (not computed) -> NaN
+            del rows, rid, layer, metric, value
+        results = db.result_table(suite, keys, include_failed)
+        if results:
+            r_rid, r_layer, r_pos, r_loss = zip(*results, strict=True)
+        else:
+            r_rid = r_layer = r_pos = r_loss = ()
+        del results
+    r_rowid = np.array(r_rid, dtype=np.int64)
+    r_layer_codes = layers(r_layer) if len(r_layer) else np.zeros(0, np.int32)
+    r_position = np.nan_to_num(np.array(r_pos, dtype=float), nan=-1).astype(np.int64)
+
+    def join(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+    rowid, layer_c = join(rowids, np.int64), join(layer_codes, np.int32)
+    metric_c, value = join(metric_codes, np.int32), join(values, np.float64)
+    # each score's position: the position of its result (run, layer)
+    width = max(len(layers.table), 1)
+    r_key = r_rowid * width + r_layer_codes
+    order = np.argsort(r_key, kind="stable")
+    found = np.searchsorted(r_key[order], rowid * width + layer_c)
+    found = np.minimum(found, max(len(order) - 1, 0))
+    position = r_position[order][found] if len(order) else np.full(len(rowid), -1, dtype=np.int64)
+    if final_loss and len(r_rowid):
+        code = metrics([FINAL_LOSS])[0]
+        rowid = np.concatenate([rowid, r_rowid])
+        layer_c = np.concatenate([layer_c, r_layer_codes])
+        position = np.concatenate([position, r_position])
+        metric_c = np.concatenate([metric_c, np.full(len(r_rowid), code, dtype=np.int32)])
+        value = np.concatenate([value, np.array(r_loss, dtype=float)])
+    return {
+        "rowid": rowid,
+        "layer": layers.categorical(layer_c),
+        "position": position,
+        "metric": metrics.categorical(metric_c),
+        "value": value,
+    }
+
+
+def scored_metric_column(metric: Any, judge: Any) -> pd.Categorical:
+    """Per row, ``metric@judge`` for a judged metric and the metric's own name otherwise
+    (:func:`archbench.metric_info.scored_name`), computed once per distinct (metric, judge)."""
+    from archbench.metric_info import scored_name
+
+    m, j = pd.Categorical(metric), pd.Categorical(judge)
+    width = len(j.categories) + 1
+    combined = m.codes.astype(np.int64) * width + (j.codes.astype(np.int64) + 1)
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    labels = [scored_name(str(m.categories[k // width]), None if k % width == 0 else str(j.categories[k % width - 1]))
+              for k in uniq]
+    categories = sorted(set(labels))
+    rank = {name: i for i, name in enumerate(categories)}
+    codes = np.array([rank[x] for x in labels], dtype=np.int32)
+    return pd.Categorical.from_codes(codes[inverse.ravel()] if len(uniq) else np.zeros(0, np.int32), categories=categories)
+
+
+def load_results(
+    store: ResultStore | str | Path,
+    suite: str | None = None,
+    *,
+    keys: Iterable[str] | None = None,
+    tasks: Iterable[str] | None = None,
+    metrics: Iterable[str] | None = None,
+    include_failed: bool = False,
+    final_loss: bool = False,
+    versions: bool = True,
+) -> pd.DataFrame:
+    """The stored scores as a tidy :class:`pandas.DataFrame`, one row per (run, layer, metric).
+
+    Args:
+        store: a :class:`~archbench.store.ResultStore` or the path of a results database.
+        suite: only this suite's runs (default: every run in the store).
+        keys: only these run keys.
+        tasks, metrics: only these tasks / metrics (``metrics`` by stored or scored name).
+        include_failed: also the partial results of failed runs (adds a ``status`` column).
+        final_loss: add one row per result with the metric ``final_loss`` (its final loss).
+        versions: add the ``<package>_version`` columns.
+
+    Returns:
+        The frame described in :mod:`archbench.frame` (columns :data:`IDENTITY`, then
+        :data:`ROW`, then versions). Empty (with those columns) when nothing matches.
+
+    Example::
+
+        df = archbench.load_results("archbench-results/results.db", suite="ci")
+        df[df.metric == "ssim"].pivot_table(index="arch", columns="layer", values="value")
+    """
+    db, close = _open(store)
+    try:
+        keys = list(keys) if keys is not None else None
+        with gc_paused():
+            runs = _runs_frame(db.run_table(suite, keys, include_failed), include_failed, versions)
+        scores = _scores_arrays(db, suite, keys, include_failed, final_loss)
+    finally:
+        if close:
+            db.close()
+    idx = np.searchsorted(runs["rowid"].to_numpy(), scores["rowid"])
+    order = np.lexsort((scores["metric"].codes, scores["position"], scores["rowid"]))
+    idx = idx[order]
+    frame = runs.drop(columns="rowid").iloc[idx].reset_index(drop=True)
+    row = {
+        "layer": scores["layer"][order],
+        "position": scores["position"][order],
+        "metric": scores["metric"][order],
+    }
+    for name, col in row.items():
+        frame[name] = col
+    frame["scored_metric"] = scored_metric_column(frame["metric"], frame["judge"])
+    frame["value"] = scores["value"][order]
+    versions_cols = [c for c in frame.columns if c.endswith("_version")]
+    first = [c for c in IDENTITY] + (["status"] if include_failed else [])
+    frame = frame[first + list(ROW) + versions_cols]
+    if tasks is not None:
+        frame = frame[frame["task"].isin(list(tasks))]
+    if metrics is not None:
+        wanted = list(metrics)
+        frame = frame[frame["metric"].isin(wanted) | frame["scored_metric"].isin(wanted)]
+    if tasks is not None or metrics is not None:
+        frame = frame.reset_index(drop=True)
+        for c in frame.select_dtypes("category").columns:
+            frame[c] = frame[c].cat.remove_unused_categories()
+    frame.attrs["version_columns"] = dict(runs.attrs.get("version_columns", {}))
+    return frame
+
+
+def frame_from_results(results: Iterable[StoredResult]) -> pd.DataFrame:
+    """The :func:`load_results` layout of in-memory :class:`~archbench.store.StoredResult` rows
+    (what :meth:`ResultStore.results` returns), without versions; for reports built from them."""
+    rows = []
+    for r in results:
+        c = r.config
+        ident = (c.key, c.arch, c.init, c.seed, c.task, json.dumps(c.task_options(), sort_keys=True, separators=(",", ":")),
+                 c.image_label, c.image, c.size, c.iterations, c.optimizer, c.history, c.device, c.judge)
+        for m, v in r.metrics.items():
+            rows.append((*ident, r.layer, 0, m, np.nan if v is None else float(v)))
+    cols = [*IDENTITY, "layer", "position", "metric", "value"]
+    frame = pd.DataFrame.from_records(rows, columns=cols)
+    # positions: the order of the results as given (one result per run and layer)
+    if len(frame):
+        frame["position"] = pd.factorize(pd.MultiIndex.from_arrays([frame["key"], frame["layer"]]))[0]
+    for name in cols:
+        if name in _INTS or name == "position":
+            frame[name] = frame[name].astype(np.int64)
+        elif name != "value":
+            frame[name] = _category(frame[name].tolist())
+    frame["scored_metric"] = scored_metric_column(frame["metric"], frame["judge"])
+    return frame[[*IDENTITY, *ROW]]
+
+
+def _judged(metric: str) -> bool:
+    from archbench.metrics import get_metric
+
+    try:
+        return get_metric(metric).judged
+    except Exception:  # noqa: BLE001 - a plugin metric not installed here
+        return False
+
+
+def _higher(metric: str) -> bool:
+    if metric == FINAL_LOSS:
+        return False
+    from archbench.metrics import get_metric
+
+    try:
+        return get_metric(metric).higher_is_better
+    except Exception:  # noqa: BLE001
+        return True
+
+
+def group_bounds(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stable sort by the key arrays ``codes`` (first = most significant); returns the order and
+    the start index of each group of equal keys in the sorted order (plus the end)."""
+    order = np.lexsort(tuple(reversed([np.asarray(c) for c in codes])))
+    if len(order) == 0:
+        return order, np.zeros(1, dtype=np.int64)
+    change = np.zeros(len(order), dtype=bool)
+    change[0] = True
+    for c in codes:
+        s = np.asarray(c)[order]
+        change[1:] |= s[1:] != s[:-1]
+    starts = np.flatnonzero(change)
+    return order, np.append(starts, len(order))
+
+
+def score_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean of every metric per task, arch, init, layer and -- for a metric scored in a judge
+    network -- judge, over the (image, seed) results; the entries of a baseline.
+
+    Columns ``task, arch, init, layer, metric, judge, higher_is_better, mean, n`` (``judge`` None
+    for metrics that have none), sorted by ``(task, arch, init, layer, metric, judge)``; rows of
+    ``final_loss`` (``load_results(..., final_loss=True)``) are means like any metric. Missing and
+    non-finite values are left out; the mean is ``numpy.mean`` over the values in store order (as
+    :func:`archbench.report.check.score_entries` computes it).
+    """
+    cols = ["task", "arch", "init", "layer", "metric", "judge", "higher_is_better", "mean", "n"]
+    f = frame[np.isfinite(frame["value"].to_numpy(dtype=float))]
+    if f.empty:
+        return pd.DataFrame(columns=cols)
+    metric = f["metric"].astype(object).to_numpy()
+    judged = {m: _judged(m) for m in set(metric)}
+    judge = np.array([(j or "") if judged[m] else "" for m, j in zip(metric, f["judge"].astype(object), strict=True)],
+                     dtype=object)
+    keys = [f[c].astype(str).to_numpy() for c in ("task", "arch", "init", "layer")] + [metric.astype(str), judge.astype(str)]
+    codes = [pd.factorize(k, sort=True)[0] for k in keys]
+    order, bounds = group_bounds(codes)
+    values = f["value"].to_numpy(dtype=float)[order]
+    rows = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        i = order[a]
+        m = metric[i]
+        rows.append((keys[0][i], keys[1][i], keys[2][i], keys[3][i], m, judge[i] or None, _higher(m),
+                     float(np.mean(values[a:b])), int(b - a)))
+    return pd.DataFrame.from_records(rows, columns=cols)
