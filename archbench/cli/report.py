@@ -41,7 +41,7 @@ def report(
         ground_truth = load_truth(truth)
     with open_results(store, suite) as db:
         lb = leaderboard_from_store(db, suite=suite, reference=reference)
-        if not lb.boards and not lb.jobs:
+        if not lb.boards and not lb.n_jobs:
             raise ConfigError(f"no results in {store}")
         correlation = None
         if ground_truth is not None:
@@ -56,4 +56,4 @@ def report(
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out} ({len(lb.boards)} tables, {len(lb.jobs)} jobs)", highlight=False)
+    console.print(f"wrote {out} ({len(lb.boards)} tables, {lb.n_jobs} jobs)", highlight=False)
