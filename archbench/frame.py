@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,30 +75,32 @@ def _open(store: ResultStore | str | Path) -> tuple[ResultStore, bool]:
 
 def _category(values: Sequence[Any] | np.ndarray) -> pd.Categorical:
     """A categorical with its categories in sorted order (missing values stay missing)."""
-    return pd.Categorical(values, categories=sorted({v for v in values if v is not None}))
+    codes, uniques = pd.factorize(np.array(values, dtype=object), sort=True)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(uniques), dtype=object))
 
 
 def _version_column(package: str) -> str:
     return re.sub(r"\W", "_", package) + "_version"
 
 
-def _runs_frame(rows: list[tuple], include_failed: bool, versions: bool) -> pd.DataFrame:
+def _runs_frame(rows: list[tuple], versions: bool) -> pd.DataFrame:
+    """One row per run: ``rowid``, the identity columns, ``status``, ``error``, versions."""
     from archbench.store.db import RUN_TABLE
 
     names = [n for n, _ in RUN_TABLE]
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     data = dict(zip(names, columns, strict=True))
-    out: dict[str, Any] = {"rowid": np.asarray(data["rowid"], dtype=np.int64)}
-    for name in IDENTITY:
+    out: dict[str, Any] = {"rowid": np.array(data["rowid"], dtype=np.int64)}
+    for name in (*IDENTITY, "status", "error"):
         col = data[name]
         if name in _INTS:
-            out[name] = np.asarray([-1 if v is None else v for v in col], dtype=np.int64)
+            out[name] = np.nan_to_num(np.array(col, dtype=float), nan=-1).astype(np.int64)
         elif name == "key":
-            out[name] = pd.Categorical(col)  # unique per run; categorical so that the frame repeats codes
+            out[name] = pd.Categorical(np.array(col, dtype=object))  # one per run; the frame repeats codes
+        elif name == "error":
+            out[name] = np.array(col, dtype=object)
         else:
-            out[name] = _category(list(col))
-    if include_failed:
-        out["status"] = _category(list(data["status"]))
+            out[name] = _category(col)
     names = {}
     if versions:
         parsed = {text: json.loads(text or "{}") for text in set(data["versions"])}
@@ -157,10 +161,11 @@ def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_los
             del rows, rid, layer, metric, value
         results = db.result_table(suite, keys, include_failed)
         if results:
-            r_rid, r_layer, r_pos, r_loss = zip(*results, strict=True)
+            r_rid, r_layer, r_pos, r_loss, r_device = zip(*results, strict=True)
         else:
-            r_rid = r_layer = r_pos = r_loss = ()
+            r_rid = r_layer = r_pos = r_loss = r_device = ()
         del results
+    devices = sorted({d for d in set(r_device) if d})
     r_rowid = np.array(r_rid, dtype=np.int64)
     r_layer_codes = layers(r_layer) if len(r_layer) else np.zeros(0, np.int32)
     r_position = np.nan_to_num(np.array(r_pos, dtype=float), nan=-1).astype(np.int64)
@@ -190,6 +195,7 @@ def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_los
         "position": position,
         "metric": metrics.categorical(metric_c),
         "value": value,
+        "devices": devices,
     }
 
 
@@ -208,6 +214,57 @@ def scored_metric_column(metric: Any, judge: Any) -> pd.Categorical:
     rank = {name: i for i, name in enumerate(categories)}
     codes = np.array([rank[x] for x in labels], dtype=np.int32)
     return pd.Categorical.from_codes(codes[inverse.ravel()] if len(uniq) else np.zeros(0, np.int32), categories=categories)
+
+
+@dataclass
+class ResultTables:
+    """What :func:`load_tables` reads in one pass over a store.
+
+    Attributes:
+        runs: one row per run in scope, done and failed: ``rowid`` (storage order), the identity
+            columns of :data:`IDENTITY`, ``status``, ``error`` and the ``<package>_version`` columns.
+        scores: the tidy frame of :func:`load_results`.
+        devices: the devices the results ran on (``cpu``, ``cuda:0``), sorted.
+    """
+
+    runs: pd.DataFrame
+    scores: pd.DataFrame
+    devices: list[str] = field(default_factory=list)
+
+
+def load_tables(
+    store: ResultStore | str | Path,
+    suite: str | None = None,
+    *,
+    keys: Iterable[str] | None = None,
+    include_failed: bool = False,
+    final_loss: bool = False,
+    versions: bool = True,
+) -> ResultTables:
+    """The runs and the tidy scores of a store (see :func:`load_results` for the arguments), read
+    with three SQL queries that never touch loss traces, image paths or provenance."""
+    db, close = _open(store)
+    try:
+        keys = list(keys) if keys is not None else None
+        with gc_paused():
+            runs = _runs_frame(db.run_table(suite, keys, include_failed=True), versions)
+        scores = _scores_arrays(db, suite, keys, include_failed, final_loss)
+    finally:
+        if close:
+            db.close()
+    version_columns = runs.attrs.get("version_columns", {})
+    scoped = runs if include_failed else runs[(runs["status"] == "done").to_numpy()]
+    idx = np.searchsorted(scoped["rowid"].to_numpy(), scores["rowid"])
+    order = np.lexsort((scores["metric"].codes, scores["position"], scores["rowid"]))
+    columns = [*IDENTITY, *(["status"] if include_failed else []), *version_columns]
+    frame = scoped[columns].iloc[idx[order]].reset_index(drop=True)
+    frame.insert(len(IDENTITY) + include_failed, "layer", scores["layer"][order])
+    frame.insert(len(IDENTITY) + include_failed + 1, "position", scores["position"][order])
+    frame.insert(len(IDENTITY) + include_failed + 2, "metric", scores["metric"][order])
+    frame.insert(len(IDENTITY) + include_failed + 3, "scored_metric", scored_metric_column(frame["metric"], frame["judge"]))
+    frame.insert(len(IDENTITY) + include_failed + 4, "value", scores["value"][order])
+    frame.attrs["version_columns"] = dict(version_columns)
+    return ResultTables(runs=runs, scores=frame, devices=scores["devices"])
 
 
 def load_results(
@@ -241,42 +298,21 @@ def load_results(
         df = archbench.load_results("archbench-results/results.db", suite="ci")
         df[df.metric == "ssim"].pivot_table(index="arch", columns="layer", values="value")
     """
-    db, close = _open(store)
-    try:
-        keys = list(keys) if keys is not None else None
-        with gc_paused():
-            runs = _runs_frame(db.run_table(suite, keys, include_failed), include_failed, versions)
-        scores = _scores_arrays(db, suite, keys, include_failed, final_loss)
-    finally:
-        if close:
-            db.close()
-    idx = np.searchsorted(runs["rowid"].to_numpy(), scores["rowid"])
-    order = np.lexsort((scores["metric"].codes, scores["position"], scores["rowid"]))
-    idx = idx[order]
-    frame = runs.drop(columns="rowid").iloc[idx].reset_index(drop=True)
-    row = {
-        "layer": scores["layer"][order],
-        "position": scores["position"][order],
-        "metric": scores["metric"][order],
-    }
-    for name, col in row.items():
-        frame[name] = col
-    frame["scored_metric"] = scored_metric_column(frame["metric"], frame["judge"])
-    frame["value"] = scores["value"][order]
-    versions_cols = [c for c in frame.columns if c.endswith("_version")]
-    first = [c for c in IDENTITY] + (["status"] if include_failed else [])
-    frame = frame[first + list(ROW) + versions_cols]
+    frame = load_tables(store, suite, keys=keys, include_failed=include_failed, final_loss=final_loss,
+                        versions=versions).scores
+    if tasks is None and metrics is None:
+        return frame
+    keep = np.ones(len(frame), dtype=bool)
     if tasks is not None:
-        frame = frame[frame["task"].isin(list(tasks))]
+        keep &= frame["task"].isin(list(tasks)).to_numpy()
     if metrics is not None:
         wanted = list(metrics)
-        frame = frame[frame["metric"].isin(wanted) | frame["scored_metric"].isin(wanted)]
-    if tasks is not None or metrics is not None:
-        frame = frame.reset_index(drop=True)
-        for c in frame.select_dtypes("category").columns:
-            frame[c] = frame[c].cat.remove_unused_categories()
-    frame.attrs["version_columns"] = dict(runs.attrs.get("version_columns", {}))
-    return frame
+        keep &= (frame["metric"].isin(wanted) | frame["scored_metric"].isin(wanted)).to_numpy()
+    out = frame[keep].reset_index(drop=True)
+    for c in out.select_dtypes("category").columns:
+        out[c] = out[c].cat.remove_unused_categories()
+    out.attrs = dict(frame.attrs)
+    return out
 
 
 def frame_from_results(results: Iterable[StoredResult]) -> pd.DataFrame:
@@ -324,18 +360,31 @@ def _higher(metric: str) -> bool:
 
 
 def group_bounds(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Stable sort by the key arrays ``codes`` (first = most significant); returns the order and
-    the start index of each group of equal keys in the sorted order (plus the end)."""
-    order = np.lexsort(tuple(reversed([np.asarray(c) for c in codes])))
-    if len(order) == 0:
-        return order, np.zeros(1, dtype=np.int64)
-    change = np.zeros(len(order), dtype=bool)
-    change[0] = True
-    for c in codes:
-        s = np.asarray(c)[order]
-        change[1:] |= s[1:] != s[:-1]
-    starts = np.flatnonzero(change)
-    return order, np.append(starts, len(order))
+    """Stable sort by the non-negative integer key arrays ``codes`` (first = most significant);
+    returns the order and the start index of each group of equal keys in the sorted order (plus
+    the end). Keys are packed into one int64 when they fit (one argsort instead of a lexsort)."""
+    arrays = [np.asarray(c, dtype=np.int64) for c in codes]
+    n = len(arrays[0]) if arrays else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    sizes = [int(a.max()) + 1 for a in arrays]
+    if all(a.min() >= 0 for a in arrays) and math.prod(sizes) < 2**62:
+        key = np.zeros(n, dtype=np.int64)
+        for a, size in zip(arrays, sizes, strict=True):
+            key = key * size + a
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        change = np.empty(n, dtype=bool)
+        change[0] = True
+        np.not_equal(sorted_key[1:], sorted_key[:-1], out=change[1:])
+    else:
+        order = np.lexsort(tuple(reversed(arrays)))
+        change = np.zeros(n, dtype=bool)
+        change[0] = True
+        for a in arrays:
+            s = a[order]
+            change[1:] |= s[1:] != s[:-1]
+    return order, np.append(np.flatnonzero(change), n)
 
 
 def score_means(frame: pd.DataFrame) -> pd.DataFrame:
@@ -366,4 +415,6 @@ def score_means(frame: pd.DataFrame) -> pd.DataFrame:
         m = metric[i]
         rows.append((keys[0][i], keys[1][i], keys[2][i], keys[3][i], m, judge[i] or None, _higher(m),
                      float(np.mean(values[a:b])), int(b - a)))
-    return pd.DataFrame.from_records(rows, columns=cols)
+    out = pd.DataFrame.from_records(rows, columns=cols)
+    out["judge"] = pd.Series([r[5] for r in rows], dtype=object)  # None, not NaN, where there is no judge
+    return out

@@ -241,7 +241,19 @@ def resolve_reference(reference: str | None, units: dict[tuple[str, str], str]) 
 
 
 def _codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes in sorted order of the values, and the sorted unique values."""
+    """Integer codes in sorted order of the values, and the sorted unique values (a categorical
+    column is read through its codes, without materialising its values)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        names = np.asarray(cats, dtype=object)
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        order = np.argsort(names.astype(str), kind="stable")
+        if np.any(order != np.arange(len(order))):  # categories not sorted: recode
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+            names = names[order]
+        return codes, names
     codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True)
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
@@ -308,9 +320,10 @@ def build_leaderboard(
             FailedJob(j.key, j.arch, j.init, j.seed, j.task, j.image, j.error) for j in jobs if j.status != "done"
         ]
 
-    arch = frame["arch"].astype(object).to_numpy()
-    init = frame["init"].astype(object).to_numpy()
-    pairs = set(zip(arch, init, strict=True)) if len(frame) else set()
+    a_codes, a_names = _codes(frame["arch"])
+    i_codes, i_names = _codes(frame["init"])
+    pair_codes = np.unique(a_codes * (len(i_names) + 1) + i_codes) if len(frame) else np.zeros(0, np.int64)
+    pairs = {(a_names[c // (len(i_names) + 1)], i_names[c % (len(i_names) + 1)]) for c in pair_codes}
     units = unit_names(pairs)
     ref_unit = resolve_reference(reference, units)
     unit_key = {v: k for k, v in units.items()}
@@ -319,8 +332,13 @@ def build_leaderboard(
 
     ok = ~np.isnan(frame["value"].to_numpy(dtype=float))  # NaN: the metric could not be computed
     f = frame.loc[ok, ["key", "task", "scored_metric", "layer", "arch", "init", "image", "seed", "value"]].reset_index(drop=True)
-    unit_of = np.array([units[(a, i)] for a, i in zip(arch[ok], init[ok], strict=True)], dtype=object)
-    f["unit"] = pd.Categorical(unit_of, categories=sorted(set(units.values())))
+    unit_names_sorted = sorted(set(units.values()))
+    unit_rank = {name: i for i, name in enumerate(unit_names_sorted)}
+    width = len(i_names) + 1
+    lookup = np.full(max(len(a_names), 1) * width, -1, dtype=np.int64)
+    for (a, i), name in units.items():
+        lookup[int(np.flatnonzero(a_names == a)[0]) * width + int(np.flatnonzero(i_names == i)[0])] = unit_rank[name]
+    f["unit"] = pd.Categorical.from_codes(lookup[(a_codes * width + i_codes)[ok]], categories=unit_names_sorted)
 
     t, tasks = _codes(f["task"])
     m, metrics = _codes(f["scored_metric"])
@@ -457,7 +475,7 @@ def leaderboard_from_store(
     only suite's reference when the store holds one suite. Reads the scores with
     :func:`archbench.load_results`; loss traces and image paths stay in the store.
     """
-    from archbench.frame import load_results
+    from archbench.frame import load_tables
 
     if reference is None:
         if suite is not None:
@@ -466,12 +484,15 @@ def leaderboard_from_store(
             names = store.suite_names()
             if len(names) == 1:
                 reference = store.suite_reference(names[0])
-    frame = load_results(store, suite, keys=keys)
-    counts = store.count_runs(suite, keys)
-    failed = [FailedJob(*row) for row in store.failed_table(suite, keys)]
+    tables = load_tables(store, suite, keys=keys)
+    runs = tables.runs
+    bad = runs[(runs["status"] != "done").to_numpy()]
+    failed = [FailedJob(*row) for row in zip(bad["key"].astype(object), bad["arch"].astype(object),
+                                             bad["init"].astype(object), bad["seed"].tolist(), bad["task"].astype(object),
+                                             bad["image"].astype(object), bad["error"], strict=True)]
     return build_leaderboard(
-        frame, reference=reference, suite=suite, n_jobs=sum(counts.values()), failed=failed,
-        devices=store.result_devices(suite, keys), details=StoreDetails(store),
+        tables.scores, reference=reference, suite=suite, n_jobs=len(runs), failed=failed, devices=tables.devices,
+        details=StoreDetails(store),
     )
 
 

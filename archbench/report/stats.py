@@ -120,23 +120,28 @@ def cornish_fisher_ci(values: Sequence[float], level: float = 0.95) -> tuple[flo
     mean from a 200 000-resample bootstrap, against 0.03-0.07 for 4000 resamples) and costs O(n)
     instead of O(4000·n).
     """
+    lo, hi = _cornish_fisher_rows(np.asarray(values, dtype=float)[None, :], level)
+    return float(lo[0]), float(hi[0])
+
+
+def _cornish_fisher_rows(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cornish_fisher_ci` of every row of ``x`` (rows of equal length)."""
     from scipy.special import ndtri
 
-    x = np.asarray(values, dtype=float)
-    n = x.size
-    m = float(x.mean())
-    d = x - m
-    m2 = float(np.mean(d * d))
-    if m2 == 0.0:
-        return m, m
-    g1 = float(np.mean(d**3)) / m2**1.5 / math.sqrt(n)
-    g2 = (float(np.mean(d**4)) / m2**2 - 3.0) / n
-    scale = math.sqrt(m2 / n)
+    n = x.shape[1]
+    m = x.mean(axis=1)
+    d = x - m[:, None]
+    d2 = d * d
+    m2 = d2.mean(axis=1)
+    safe = np.where(m2 > 0, m2, 1.0)
+    g1 = (d2 * d).mean(axis=1) / safe**1.5 / math.sqrt(n)
+    g2 = ((d2 * d2).mean(axis=1) / safe**2 - 3.0) / n
+    scale = np.sqrt(m2 / n)
     out = []
     for a in ((1.0 - level) / 2.0, (1.0 + level) / 2.0):
         z = float(ndtri(a))
         w = z + (z * z - 1) * g1 / 6 + (z**3 - 3 * z) * g2 / 24 - (2 * z**3 - 5 * z) * g1 * g1 / 36
-        out.append(m + scale * w)
+        out.append(np.where(m2 > 0, m + scale * w, m))
     return out[0], out[1]
 
 
@@ -160,6 +165,7 @@ def bootstrap_cis(
 
     out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * len(samples)
     by_size: dict[int, list[int]] = {}
+    large: dict[int, list[int]] = {}
     for i, s in enumerate(samples):
         x = np.asarray(s, dtype=float)
         if x.size == 0:
@@ -167,9 +173,13 @@ def bootstrap_cis(
         if x.size == 1 or np.all(x == x[0]):
             out[i] = (float(x[0]), float(x[0]))
         elif x.size > N_EXACT_BOOTSTRAP:
-            out[i] = cornish_fisher_ci(x, level)
+            large.setdefault(x.size, []).append(i)
         else:
             by_size.setdefault(x.size, []).append(i)
+    for idx in large.values():
+        lo, hi = _cornish_fisher_rows(np.stack([np.asarray(samples[i], dtype=float) for i in idx]), level)
+        for k, i in enumerate(idx):
+            out[i] = (float(lo[k]), float(hi[k]))
     for n, idx in by_size.items():
         rows = max(1, _BOOTSTRAP_BATCH_BYTES // (n_boot * n * 8))
         for a in range(0, len(idx), rows):

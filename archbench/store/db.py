@@ -142,6 +142,7 @@ RUN_TABLE = (
     ("device", "device"),
     ("judge", "judge"),
     ("status", "status"),
+    ("error", "error"),
     ("versions", "versions"),
 )
 
@@ -480,30 +481,13 @@ class ResultStore:
     def result_table(
         self, suite: str | None = None, keys: Iterable[str] | None = None, include_failed: bool = False
     ) -> list[tuple]:
-        """``(run rowid, layer, position, final loss)`` of every result of the runs :meth:`run_table`
-        returns, read from the ``results_summary`` index (never from the rows that hold the traces)."""
+        """``(run rowid, layer, position, final loss, device)`` of every result of the runs
+        :meth:`run_table` returns, read from the ``results_summary`` index (never from the rows
+        that hold the traces)."""
         where, args = self._done_filter(suite, keys, include_failed)
         return self.conn.execute(
-            "SELECT runs.rowid, results.layer, results.position, results.final_loss FROM runs "
+            "SELECT runs.rowid, results.layer, results.position, results.final_loss, results.device FROM runs "
             f"CROSS JOIN results INDEXED BY results_summary ON results.run_key = runs.key{where}", args).fetchall()
-
-    def failed_table(self, suite: str | None = None, keys: Iterable[str] | None = None) -> list[tuple]:
-        """``(key, arch, init, seed, task, image label, error)`` of every failed run, in insertion order."""
-        where, args = self._run_filter(suite, keys)
-        where += (" AND " if where else " WHERE ") + "status != 'done'"
-        q = f"SELECT key, arch, init, seed, task, image_label, error FROM runs{where} ORDER BY rowid"
-        return self.conn.execute(q, args).fetchall()
-
-    def result_devices(self, suite: str | None = None, keys: Iterable[str] | None = None) -> list[str]:
-        """The devices the done results of these runs ran on (``cpu``, ``cuda:0``), sorted."""
-        where, args = self._done_filter(suite, keys, False)
-        q = f"SELECT DISTINCT results.device FROM runs CROSS JOIN results INDEXED BY results_summary ON results.run_key = runs.key{where}"
-        return sorted(d for (d,) in self.conn.execute(q, args) if d)
-
-    def count_runs(self, suite: str | None = None, keys: Iterable[str] | None = None) -> dict[str, int]:
-        """``{status: number of runs}`` of one suite and/or among ``keys`` (all runs by default)."""
-        where, args = self._run_filter(suite, keys)
-        return dict(self.conn.execute(f"SELECT status, COUNT(*) FROM runs{where} GROUP BY status", args).fetchall())
 
     def _result_column(self, column: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_results (key TEXT, layer TEXT)")
