@@ -387,6 +387,24 @@ def group_bounds(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return order, np.append(np.flatnonzero(change), n)
 
 
+def sorted_codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` in sorted order of the values, and the sorted distinct values
+    (``-1`` for missing ones). A categorical column is read through its codes, without building a
+    string per row."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        names = np.asarray(values.cat.categories, dtype=object)
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        order = np.argsort(names.astype(str), kind="stable")
+        if np.any(order != np.arange(len(order))):  # categories not in sorted order: recode
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
+            names = names[order]
+        return codes, names
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
+
+
 def score_means(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean of every metric per task, arch, init, layer and -- for a metric scored in a judge
     network -- judge, over the (image, seed) results; the entries of a baseline.
@@ -398,22 +416,22 @@ def score_means(frame: pd.DataFrame) -> pd.DataFrame:
     :func:`archbench.report.check.score_entries` computes it).
     """
     cols = ["task", "arch", "init", "layer", "metric", "judge", "higher_is_better", "mean", "n"]
-    f = frame[np.isfinite(frame["value"].to_numpy(dtype=float))]
+    needed = frame[["task", "arch", "init", "layer", "metric", "judge", "value"]]
+    f = needed[np.isfinite(needed["value"].to_numpy(dtype=float))]
     if f.empty:
         return pd.DataFrame(columns=cols)
-    metric = f["metric"].astype(object).to_numpy()
-    judged = {m: _judged(m) for m in set(metric)}
-    judge = np.array([(j or "") if judged[m] else "" for m, j in zip(metric, f["judge"].astype(object), strict=True)],
-                     dtype=object)
-    keys = [f[c].astype(str).to_numpy() for c in ("task", "arch", "init", "layer")] + [metric.astype(str), judge.astype(str)]
-    codes = [pd.factorize(k, sort=True)[0] for k in keys]
-    order, bounds = group_bounds(codes)
+    parts = [sorted_codes(f[c]) for c in ("task", "arch", "init", "layer", "metric")]
+    m_codes, m_names = parts[4]
+    j_codes, j_names = sorted_codes(f["judge"])
+    judged = np.array([_judged(str(m)) for m in m_names], dtype=bool)
+    judge = np.where(judged[m_codes] & (j_codes >= 0), j_codes + 1, 0)  # 0: no judge (sorts first, as "")
+    order, bounds = group_bounds([c for c, _ in parts] + [judge])
     values = f["value"].to_numpy(dtype=float)[order]
     rows = []
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         i = order[a]
-        m = metric[i]
-        rows.append((keys[0][i], keys[1][i], keys[2][i], keys[3][i], m, judge[i] or None, _higher(m),
+        names = [str(n[c[i]]) for c, n in parts]
+        rows.append((*names, str(j_names[judge[i] - 1]) if judge[i] else None, _higher(names[4]),
                      float(np.mean(values[a:b])), int(b - a)))
     out = pd.DataFrame.from_records(rows, columns=cols)
     out["judge"] = pd.Series([r[5] for r in rows], dtype=object)  # None, not NaN, where there is no judge

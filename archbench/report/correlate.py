@@ -325,18 +325,25 @@ def permutation_p(x: np.ndarray, y: np.ndarray, seed: int = 0, n_perm: int = N_P
 def _bootstrap_rhos(y: np.ndarray, columns: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
     """Spearman's ρ of each column with ``y`` on ``n_boot`` seeded resamples of the architectures
     (the same resample for every column), ``(valid resamples, len(columns))``; resamples in which
-    ``y`` or a column is constant are skipped."""
+    ``y`` or a column is constant are skipped. All resamples are ranked at once (``rankdata`` along
+    rows): the same draws and ranks as one resample at a time."""
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(seed)
-    out = []
-    for row in rng.integers(0, len(y), size=(n_boot, len(y))):
-        picked = [c[row] for c in columns]
-        by = y[row]
-        if np.all(by == by[0]) or any(np.all(c == c[0]) for c in picked):
-            continue
-        out.append(_rho_of_ranks(rankdata(by), np.stack([rankdata(c) for c in picked])))
-    return np.array(out).reshape(-1, len(columns))
+    rows = rng.integers(0, len(y), size=(n_boot, len(y)))
+    by = y[rows]
+    picked = [c[rows] for c in columns]
+    keep = ~np.all(by == by[:, :1], axis=1)
+    for c in picked:
+        keep &= ~np.all(c == c[:, :1], axis=1)
+    rx = rankdata(by[keep], axis=1)
+    ax = rx - rx.mean(axis=1, keepdims=True)
+    out = np.empty((int(keep.sum()), len(columns)))
+    for k, c in enumerate(picked):
+        ry = rankdata(c[keep], axis=1)
+        ay = ry - ry.mean(axis=1, keepdims=True)
+        out[:, k] = (ay * ax).sum(axis=1) / (np.sqrt((ax**2).sum(axis=1)) * np.sqrt((ay**2).sum(axis=1)))
+    return out
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:

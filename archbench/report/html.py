@@ -229,19 +229,19 @@ def _image_cell(details: ResultDetails, path: str | None, alt: str) -> dict:
     return {"uri": uri, "missing": None if uri else Path(path).name, "alt": alt}
 
 
-def _task_rows(lb: Leaderboard, task: str) -> pd.DataFrame:
-    f = lb.frame
-    return f[f["task"] == task]
+def _result_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per result (run, layer) of the scores frame, in store order: ``key, layer, task,
+    unit, image, seed`` (categoricals kept: no per-row strings are built)."""
+    if frame.empty:
+        return frame[["key", "layer", "task", "unit", "image", "seed"]]
+    key = frame["key"].cat.codes.to_numpy().astype(np.int64)
+    layer = frame["layer"].cat.codes.to_numpy().astype(np.int64)
+    _, first = np.unique(key * (len(frame["layer"].cat.categories) + 1) + layer, return_index=True)
+    return frame.iloc[np.sort(first)][["key", "layer", "task", "unit", "image", "seed"]]
 
 
-def _results_of(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per result (run, layer) with its unit, image and seed, in store order."""
-    return rows[["key", "layer", "unit", "image", "seed"]].astype({"key": object, "layer": object, "unit": object,
-                                                                   "image": object}).drop_duplicates(["key", "layer"])
-
-
-def _grids(lb: Leaderboard, task: str, details: ResultDetails, max_images: int) -> dict:
-    results = _results_of(_task_rows(lb, task))
+def _grids(results: pd.DataFrame, lb: Leaderboard, details: ResultDetails, max_images: int) -> dict:
+    results = results.astype({"key": object, "layer": object, "unit": object, "image": object})
     units_all = sorted(results["unit"].unique())
     ranked = [o.unit for o in lb.overall if o.unit in set(units_all)]
     ranked += [u for u in units_all if u not in set(ranked)]
@@ -285,18 +285,21 @@ def _mean_trace(traces: list[list[float]]) -> list[float]:
     return [float(v) for v in arr.mean(axis=0)]
 
 
-def _curves(lb: Leaderboard, task: str, details: ResultDetails) -> tuple[list[dict], str]:
-    results = _results_of(_task_rows(lb, task)).sort_values(["unit", "layer", "seed", "image"], kind="stable")
-    picked = results.groupby(["unit", "layer"], sort=False, observed=True).head(MAX_TRACES)
+def _curves(results: pd.DataFrame, details: ResultDetails) -> tuple[list[dict], str]:
+    """Per unit, one line per layer: the mean loss trace of its first :data:`MAX_TRACES` results
+    (by seed, then image) of that layer; only those traces are read."""
+    layers_in_order = list(dict.fromkeys(results["layer"].astype(object)))
+    ranked = results.sort_values(["unit", "layer", "seed", "image"], kind="stable")
+    picked = ranked.groupby(["unit", "layer"], sort=False, observed=True).head(MAX_TRACES)
     capped = len(picked) < len(results)
+    picked = picked.astype({"key": object, "layer": object, "unit": object})
     traces = details.traces(list(zip(picked["key"], picked["layer"], strict=True)))
-    order = list(dict.fromkeys(_results_of(_task_rows(lb, task))["layer"]))  # layers in store order
     by_unit: dict[str, dict[str, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
     for k, layer, unit in zip(picked["key"], picked["layer"], picked["unit"], strict=True):
         by_unit[unit][layer].append(traces.get((k, layer), []))
     charts = []
     for unit in sorted(by_unit):
-        series = [(layer, _mean_trace(by_unit[unit][layer])) for layer in order if layer in by_unit[unit]]
+        series = [(layer, _mean_trace(by_unit[unit][layer])) for layer in layers_in_order if layer in by_unit[unit]]
         chart = line_chart(series, unit)
         if chart:
             charts.append(chart)
@@ -313,12 +316,13 @@ def _box(lb: Leaderboard, task: str, metric: str, colors: dict[str, str]) -> dic
     rows = f[(f["task"] == task) & (f["scored_metric"] == metric)]
     if rows.empty:
         return None
-    layers = list(dict.fromkeys(rows["layer"].astype(object)))
-    means = rows.groupby([rows["layer"].astype(object), rows["unit"].astype(object), "seed"], sort=True)["value"].mean()
-    units = sorted({u for (_, u, _) in means.index})
+    layer_codes = rows["layer"].cat.codes.to_numpy()
+    layers = [rows["layer"].cat.categories[c] for c in dict.fromkeys(layer_codes.tolist())]  # store order
+    means = rows.groupby(["layer", "unit", "seed"], sort=True, observed=True)["value"].mean()
+    units = sorted({str(u) for (_, u, _) in means.index})
     by = defaultdict(list)
     for (layer, unit, _seed), v in means.items():
-        by[(layer, unit)].append(float(v))
+        by[(str(layer), str(unit))].append(float(v))
     groups = [(layer, [(u, by.get((layer, u), [])) for u in units]) for layer in layers]
     return box_plot(groups, colors, f"{task} · {metric}: spread over seeds (one point per seed: mean over images)")
 
@@ -355,6 +359,7 @@ def to_html(lb: Leaderboard, store=None, max_images: int = 6, correlation=None) 
     units = sorted(set(lb.units.values()))
     colors = {u: PALETTE[i % len(PALETTE)] for i, u in enumerate(units)}
     task_names = sorted({b.task for b in lb.boards} | set(lb.frame["task"].astype(object).unique()))
+    result_rows = _result_rows(lb.frame)
     tasks = []
     for task in task_names:
         boards = [b for b in lb.boards if b.task == task]
@@ -369,9 +374,10 @@ def to_html(lb: Leaderboard, store=None, max_images: int = 6, correlation=None) 
                 "box": _box(lb, task, metric, colors),
                 "per_layer": [b for b in boards if b.metric == metric and b.layer != ALL_LAYERS],
             })
-        curves, curves_note = _curves(lb, task, details)
+        results = result_rows[(result_rows["task"] == task).to_numpy()]
+        curves, curves_note = _curves(results, details)
         tasks.append({"name": task, "metrics": entries, "curves": curves, "curves_note": curves_note,
-                      "grids": _grids(lb, task, details, max_images)})
+                      "grids": _grids(results, lb, details, max_images)})
     failed_note = ""
     if len(lb.failed) > MAX_FAILED:
         failed_note = f"The first {MAX_FAILED} of {len(lb.failed)} failed jobs (all are in the JSON report)."

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from archbench.frame import group_bounds
+from archbench.frame import sorted_codes as _codes
 from archbench.report import stats
 
 if TYPE_CHECKING:
@@ -238,24 +239,6 @@ def resolve_reference(reference: str | None, units: dict[tuple[str, str], str]) 
         return None
     preferred = [k for k in matches if k[1].startswith("gaussian")]
     return units[(preferred or matches)[0]]
-
-
-def _codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes in sorted order of the values, and the sorted unique values (a categorical
-    column is read through its codes, without materialising its values)."""
-    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        cats = values.cat.categories
-        names = np.asarray(cats, dtype=object)
-        codes = values.cat.codes.to_numpy().astype(np.int64)
-        order = np.argsort(names.astype(str), kind="stable")
-        if np.any(order != np.arange(len(order))):  # categories not sorted: recode
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(len(order))
-            codes = np.where(codes >= 0, rank[np.maximum(codes, 0)], -1)
-            names = names[order]
-        return codes, names
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object), sort=True)
-    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
 def _first_seen(frame: pd.DataFrame, by: str, what: str) -> dict[str, list[str]]:
