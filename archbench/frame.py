@@ -246,6 +246,8 @@ def load_tables(
     db, close = _open(store)
     try:
         keys = list(keys) if keys is not None else None
+        if suite is not None and keys is None and db.suite_holds_every_run(suite):
+            suite = None  # the usual store of one suite: no filter to evaluate for every row
         with gc_paused():
             runs = _runs_frame(db.run_table(suite, keys, include_failed=True), versions)
         scores = _scores_arrays(db, suite, keys, include_failed, final_loss)
@@ -340,23 +342,18 @@ def frame_from_results(results: Iterable[StoredResult]) -> pd.DataFrame:
 
 
 def _judged(metric: str) -> bool:
-    from archbench.metrics import get_metric
+    from archbench.metric_info import metric_info
 
-    try:
-        return get_metric(metric).judged
-    except Exception:  # noqa: BLE001 - a plugin metric not installed here
-        return False
+    info = metric_info(metric)
+    return bool(info and info.judged)
 
 
 def _higher(metric: str) -> bool:
-    if metric == FINAL_LOSS:
-        return False
-    from archbench.metrics import get_metric
+    """The direction of a metric, as baselines record it (an unknown metric: higher is better)."""
+    from archbench.metric_info import metric_info
 
-    try:
-        return get_metric(metric).higher_is_better
-    except Exception:  # noqa: BLE001
-        return True
+    info = metric_info(metric)
+    return True if info is None else info.higher_is_better
 
 
 def group_bounds(codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

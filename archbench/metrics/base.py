@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from archbench.errors import ArchbenchError
 from archbench.metric_info import base_metric, scored_name  # noqa: F401 - one definition, re-exported
 from archbench.registry import Registry
 
-MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+#: ``(output, reference) -> Tensor[B]``
+MetricFn = Callable[[Any, Any], Any]
 
 
 class MetricUnavailable(ArchbenchError):
@@ -53,7 +56,15 @@ class Metric:
         return self.fn(output, reference)
 
 
-METRICS: Registry[Metric] = Registry("metric", entry_point_group="archbench.metrics")
+def _load_builtin_metrics() -> None:
+    """Import the modules of the built-in metrics (they register themselves); torch comes with them."""
+    import importlib
+
+    for module in ("ssim", "gram", "maximize", "lpips", "texture"):
+        importlib.import_module(f"archbench.metrics.{module}")
+
+
+METRICS: Registry[Metric] = Registry("metric", entry_point_group="archbench.metrics", builtins=_load_builtin_metrics)
 
 
 def register_metric(
@@ -99,6 +110,8 @@ def compute_metrics(
         ``(values, unavailable)``: per metric a list of ``B`` floats (``None`` where unavailable),
         and per unavailable metric the reason.
     """
+    import torch
+
     values: dict[str, list[float | None]] = {}
     unavailable: dict[str, str] = {}
     B = output.shape[0]

@@ -458,6 +458,14 @@ class ResultStore:
         cols = ", ".join(expr for _, expr in RUN_TABLE)
         return self.conn.execute(f"SELECT {cols} FROM runs{where} ORDER BY rowid", args).fetchall()
 
+    def suite_holds_every_run(self, suite: str) -> bool:
+        """Whether every stored run is a member of ``suite`` (then filtering by it is a no-op)."""
+        total = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        members = self.conn.execute(
+            "SELECT COUNT(*) FROM suite_runs JOIN runs ON runs.key = suite_runs.run_key WHERE suite_runs.suite = ?",
+            (suite,)).fetchone()[0]
+        return members == total
+
     def _done_filter(self, suite: str | None, keys: Iterable[str] | None, include_failed: bool) -> tuple[str, list[Any]]:
         where, args = self._run_filter(suite, keys, "runs.key")
         if not include_failed:
