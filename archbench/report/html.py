@@ -190,24 +190,6 @@ def scatter(points: list[tuple[str, float, float]], title: str, x_label: str, y_
             "y_ticks": [{"y": py(t), "label": number(t, ".3g")} for t in _ticks(y0, y1, 4)], "points": out}
 
 
-def box_plot_svg(groups, colors, title) -> str:
-    """The markup of :func:`box_plot` (empty without values)."""
-    p = box_plot(groups, colors, title)
-    return str(environment().get_template("plots.html.j2").module.box_plot(p)) if p else ""
-
-
-def line_chart_svg(series, title, colors=None) -> str:
-    """The markup of :func:`line_chart` (empty without values)."""
-    p = line_chart(series, title, colors)
-    return str(environment().get_template("plots.html.j2").module.line_chart(p)) if p else ""
-
-
-def scatter_svg(points, title, x_label, y_label) -> str:
-    """The markup of :func:`scatter` (empty without points)."""
-    p = scatter(points, title, x_label, y_label)
-    return str(environment().get_template("plots.html.j2").module.scatter(p)) if p else ""
-
-
 # ---------------------------------------------------------------------------------------------
 # sections: numbers for the templates
 
