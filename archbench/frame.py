@@ -181,7 +181,10 @@ def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_los
     order = np.argsort(r_key, kind="stable")
     found = np.searchsorted(r_key[order], rowid * width + layer_c)
     found = np.minimum(found, max(len(order) - 1, 0))
-    position = r_position[order][found] if len(order) else np.full(len(rowid), -1, dtype=np.int64)
+    if len(order):
+        position = np.where(r_key[order][found] == rowid * width + layer_c, r_position[order][found], -1)
+    else:
+        position = np.full(len(rowid), -1, dtype=np.int64)
     if final_loss and len(r_rowid):
         code = metrics([FINAL_LOSS])[0]
         rowid = np.concatenate([rowid, r_rowid])

@@ -356,8 +356,21 @@ def test_reports_do_not_load_torch(ci_db, tmp_path):
         "import sys\nfrom archbench.cli import main\n"
         f"main(['report', '--store', {str(ci_db)!r}, '--suite', 'ci', '--format', 'html', '--out', {str(tmp_path / 'r.html')!r}])\n"
         f"main(['export', '--store', {str(ci_db)!r}, '--out', {str(tmp_path / 'r.csv')!r}])\n"
+        "import archbench, archbench.frame, archbench.metrics\n"
+        "assert archbench.metrics.scored_name('gram', 'trained-vgg16') == 'gram@trained-vgg16'\n"
         "print('torch' in sys.modules)\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_one_number_formatter_and_markdown_escaper():
+    from archbench.report.text import md_escape, number
+
+    assert number(0.123456) == "0.1235" and number(1.0, ".3g") == "1" and number(None) == "—"
+    assert number(float("nan"), ".3f", missing="") == "" and number(12345678.0) == "1.235e+07"
+    assert number(0.0004, "p") == "<0.001" and number(0.25, "p") == "0.250"
+    assert number(0.0004, "p2") == "4.0e-04" and number(0.0123, "p2") == "0.012"
+    assert number(0.1, "r") == "0.1" and number(3, "r") == "3" and number(0.5, "+.2f") == "+0.50"
+    assert md_escape("a|b_c*d\n<i>") == "a\\|b\\_c\\*d &lt;i&gt;"

@@ -244,7 +244,7 @@ def resolve_reference(reference: str | None, units: dict[tuple[str, str], str]) 
 def _first_seen(frame: pd.DataFrame, by: str, what: str) -> dict[str, list[str]]:
     """Per value of ``by``, the values of ``what`` in order of first appearance."""
     out: dict[str, list[str]] = defaultdict(list)
-    pairs = frame[[by, what]].astype(object).drop_duplicates()
+    pairs = frame[[by, what]].drop_duplicates().astype(object)  # categoricals: deduplicated by code
     for a, b in zip(pairs[by], pairs[what], strict=True):
         out[a].append(b)
     return out
@@ -339,7 +339,7 @@ def build_leaderboard(
     o2, b2 = group_bounds([t[last], m[last], lay[last], u[last]])
     for a, b in zip(b2[:-1], b2[1:], strict=True):
         idx = last[o2[a:b]]
-        samples.append(((t[idx[0]], m[idx[0]], int(lay[idx[0]]), u[idx[0]]), pair[idx], v[idx]))
+        samples.append(((int(t[idx[0]]), int(m[idx[0]]), int(lay[idx[0]]), int(u[idx[0]])), pair[idx], v[idx]))
     # all layers: per (image, seed), the mean over the layers (in store order)
     order, bounds = group_bounds([t, m, u, pair])  # stable: store order within a pair
     if len(order):
@@ -350,7 +350,7 @@ def build_leaderboard(
         for a, b in zip(b3[:-1], b3[1:], strict=True):
             sel = o3[a:b]
             i0 = first[sel[0]]
-            samples.append(((t[i0], m[i0], ALL_LAYERS, u[i0]), pair[first[sel]], means[sel]))
+            samples.append(((int(t[i0]), int(m[i0]), ALL_LAYERS, int(u[i0])), pair[first[sel]], means[sel]))
 
     cis = stats.bootstrap_cis([s[2] for s in samples], n_boot=n_boot, seed=seed)
     entries: dict[tuple[int, int, str | int], dict[str, Entry]] = defaultdict(dict)
