@@ -331,8 +331,14 @@ def main(argv: list[str] | None = None) -> None:
             r["meets_target"] = r["wall_seconds"] < TARGETS[what] and r.get("peak_rss_mb", 1e9) < MEMORY_TARGET_MB
         results[what] = r
         print(f"    {json.dumps(r)[:300]}", file=sys.stderr, flush=True)
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                                cwd=Path(__file__).resolve().parent).stdout.strip()
+    except OSError:
+        commit = ""
     record = {
         "benchmark": "reports on a results store of N jobs (benchmarks/bench_report.py)",
+        "commit": commit,
         "command": "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
