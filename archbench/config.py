@@ -230,7 +230,7 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """What the key hashes: every field, file paths replaced by content digests, the device
         by its kind and the judge by its network and weights."""
-        from archbench.metrics.gram import judge_identity
+        from archbench.judges import judge_identity
 
         return {
             "format": CONFIG_FORMAT,

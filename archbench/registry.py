@@ -52,13 +52,24 @@ class Registry(Generic[T]):
         kind: what the entries are, for messages ("arch", "task", "metric").
         entry_point_group: Python entry-point group scanned once, lazily, for plugins. Each entry
             point's name is the registered name and it must load to an entry of this registry.
+        builtins: called once before the first lookup to import the modules that register the
+            built-in entries (so that importing the registry itself stays cheap).
     """
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self, kind: str, entry_point_group: str | None = None, builtins: Callable[[], None] | None = None
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
         self._entries: dict[str, T] = {}
         self._plugins_loaded = entry_point_group is None
+        self._builtins = builtins
+
+    def _load_builtins(self) -> None:
+        """Import the modules that register the built-in entries, once, on first lookup (``builtins``)."""
+        if self._builtins is not None:
+            load, self._builtins = self._builtins, None
+            load()
 
     def register(self, name: str | None = None, *, overwrite: bool = False) -> Callable[[T], T]:
         """Decorator that registers an entry under ``name`` (default: its ``__name__``)."""
@@ -77,6 +88,7 @@ class Registry(Generic[T]):
         self._entries[name] = obj
 
     def _load_plugins(self) -> None:
+        self._load_builtins()
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
@@ -90,6 +102,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         """The entry registered as ``name``; :class:`UnknownNameError` with suggestions if absent."""
+        self._load_builtins()
         if name not in self._entries:
             self._load_plugins()
         try:

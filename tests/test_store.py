@@ -15,6 +15,7 @@ import pytest
 from archbench.results import Result, RunOutcome
 from archbench.store import ResultStore
 from archbench.sweep import expand_jobs, load_suite, run_sweep
+from tests.conftest import truncated_png
 
 SUITE = """\
 name = "tiny"
@@ -30,20 +31,6 @@ archs = ["vgg11"]
 name = "reconstruct"
 options = {{ layers = ["pool1"] }}
 """
-
-
-def truncated_png(path: Path) -> Path:
-    """A PNG whose header is intact (it passes the suite's checks) but whose pixels are cut off:
-    it fails when a job decodes it."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(buf, format="PNG")
-    path.write_bytes(buf.getvalue()[:60])
-    return path
 
 
 def suite_file(tmp_path: Path, missing: str | None = None, seeds: str = "[0, 1]") -> Path:

@@ -67,7 +67,7 @@ def test_batched_sweep_stores_the_same_results_and_images_per_job(tmp_path, monk
 
 
 def test_a_bad_image_in_a_batch_fails_only_its_own_job(tmp_path):
-    from tests.test_store import truncated_png
+    from tests.conftest import truncated_png
 
     bad = truncated_png(tmp_path / "corrupt.png")  # its header passes the suite's checks; decoding fails
     store, summary = sweep(tmp_path, "bad", ["astronaut", str(bad), "coffee"], batch_images=3)

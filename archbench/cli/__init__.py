@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "archbench.cli.weights",
     "archbench.cli.stack",
     "archbench.cli.correlate",
+    "archbench.cli.export",
 ]
 
 

@@ -60,12 +60,11 @@ def baseline_save(
     kernels and seeds, and write the scores with noise-derived tolerances."""
     from archbench.cli.sweep import run_suite_with_progress
     from archbench.config import resolve_device
+    from archbench.fileio import check_output_file
     from archbench.report.baseline import configuration_digest, make_baseline, save_baseline
     from archbench.report.noise import Noise, measure_kernels, measure_seeds, score_observations
     from archbench.store import ResultStore
     from archbench.sweep import load_suite
-
-    from archbench.fileio import check_output_file
 
     suite_obj = load_suite(suite)
     names = _perturbations(perturb)
@@ -151,7 +150,6 @@ def check(
     from archbench.report.baseline import configuration_digest, fingerprint_differences, load_baseline, machine_info
     from archbench.report.check import compare, compare_claims, current_means, report_markdown
     from archbench.report.claims import claims_of_store
-    from archbench.report.noise import score_observations
     from archbench.store import ResultStore
     from archbench.sweep import load_suite
 
@@ -168,7 +166,7 @@ def check(
         raise ConfigError(f"baseline {str(baseline)!r} belongs to suite {base['suite']!r}, not {suite_obj.name!r}")
     with ResultStore(store) as db:
         summary = run_suite_with_progress(suite_obj, db, device=device, quiet=fmt == "md")
-        current = current_means(score_observations(db.results(keys=summary.keys, traces=False)))
+        current = current_means(db, summary.keys)
         claims = claims_of_store(db, suite_obj.name, summary.keys) if base.get("claims") is not None else []
     rep = compare(base, current, allow_improvements=allow_improvements)
     rep.claims = compare_claims(base.get("claims") or [], claims)

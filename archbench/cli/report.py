@@ -46,7 +46,7 @@ def report(
         ground_truth = load_truth(truth)
     with open_results(store, suite) as db:
         lb = leaderboard_from_store(db, suite=suite, reference=reference)
-        if not lb.boards and not lb.jobs:
+        if not lb.boards and not lb.n_jobs:
             raise ConfigError(f"no results in {store}")
         correlation = None
         if ground_truth is not None:
@@ -58,4 +58,4 @@ def report(
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         return
     atomic_write(out, text, what="report")
-    console.print(f"wrote {out} ({len(lb.boards)} tables, {len(lb.jobs)} jobs)", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {out} ({len(lb.boards)} tables, {lb.n_jobs} jobs)", markup=False, highlight=False, soft_wrap=True)

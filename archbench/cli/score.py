@@ -6,7 +6,6 @@ import json
 import math
 from typing import Annotated
 
-import torch
 import typer
 from rich.table import Table
 
@@ -27,6 +26,8 @@ def score_images(
         ``(values, unavailable)``: metric -> value (``None`` where it could not be computed) and
         metric -> reason for those.
     """
+    import torch
+
     from archbench.config import MAX_SIZE_ENV, max_size, resolve_device
     from archbench.images import load_image
     from archbench.metrics import MetricUnavailable, get_metric

@@ -1,7 +1,9 @@
 """Metrics: the registry and the built-in scores.
 
-Add a metric as a module here with a function decorated by :func:`register_metric`, and import
-the module below.
+Add a metric as a module here with a function decorated by :func:`register_metric`, and list the
+module in :func:`archbench.metrics.base._load_builtin_metrics` (and its direction in
+:data:`archbench.metric_info.BUILTIN`). The built-in modules -- and torch with them -- are imported
+on the registry's first lookup, not when this package is imported.
 """
 
 from archbench.metrics.base import (
@@ -15,12 +17,6 @@ from archbench.metrics.base import (
     register_metric,
     scored_name,
 )
-
-# built-in metrics register themselves on import
-from archbench.metrics import ssim  # noqa: E402,F401
-from archbench.metrics import gram  # noqa: E402,F401
-from archbench.metrics import maximize  # noqa: E402,F401
-from archbench.metrics import lpips, texture  # noqa: E402,F401
 
 __all__ = [
     "METRICS",

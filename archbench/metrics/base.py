@@ -12,13 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from archbench.errors import ArchbenchError
+from archbench.metric_info import base_metric, scored_name  # noqa: F401 - one definition, re-exported
 from archbench.registry import Registry
 
-MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+#: ``(output, reference) -> Tensor[B]``
+MetricFn = Callable[[Any, Any], Any]
 
 
 class MetricUnavailable(ArchbenchError):
@@ -52,7 +56,15 @@ class Metric:
         return self.fn(output, reference)
 
 
-METRICS: Registry[Metric] = Registry("metric", entry_point_group="archbench.metrics")
+def _load_builtin_metrics() -> None:
+    """Import the modules of the built-in metrics (they register themselves); torch comes with them."""
+    import importlib
+
+    for module in ("ssim", "gram", "maximize", "lpips", "texture"):
+        importlib.import_module(f"archbench.metrics.{module}")
+
+
+METRICS: Registry[Metric] = Registry("metric", entry_point_group="archbench.metrics", builtins=_load_builtin_metrics)
 
 
 def register_metric(
@@ -79,23 +91,6 @@ def get_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
-def scored_name(metric: str, judge: str | None) -> str:
-    """How results name ``metric`` scored by ``judge``: ``gram@trained-vgg16`` for a judged metric,
-    the metric's own name otherwise (an unknown metric counts as not judged)."""
-    if not judge:
-        return metric
-    try:
-        judged = get_metric(metric).judged
-    except ArchbenchError:
-        judged = False
-    return f"{metric}@{judge}" if judged else metric
-
-
-def base_metric(name: str) -> str:
-    """The metric of a scored name: ``gram@trained-vgg16`` -> ``gram``."""
-    return name.split("@", 1)[0]
-
-
 def list_metrics(pattern: str | None = None) -> list[str]:
     """Registered metric names, optionally filtered by a wildcard pattern."""
     return METRICS.names(pattern)
@@ -115,6 +110,8 @@ def compute_metrics(
         ``(values, unavailable)``: per metric a list of ``B`` floats (``None`` where unavailable),
         and per unavailable metric the reason.
     """
+    import torch
+
     values: dict[str, list[float | None]] = {}
     unavailable: dict[str, str] = {}
     B = output.shape[0]

@@ -45,14 +45,9 @@ ENTRY_KEYS = ("task", "arch", "init", "layer", "metric")
 
 def direction(metric: str) -> bool:
     """Whether higher is better for ``metric`` (``final_loss``: lower; unknown metrics: higher)."""
-    if metric == LOSS:
-        return False
-    from archbench.metrics import get_metric
+    from archbench.metric_info import higher_is_better
 
-    try:
-        return get_metric(metric).higher_is_better
-    except Exception:
-        return True
+    return higher_is_better(metric)
 
 
 def machine_info() -> dict[str, Any]:

@@ -125,14 +125,20 @@ class CheckReport:
         return dict(c)
 
 
-def current_means(observations: dict[tuple, dict]) -> dict[tuple, float]:
-    """Score key -> mean of its observations (:func:`archbench.report.noise.score_observations`)."""
-    return {k: sum(v.values()) / len(v) for k, v in observations.items()}
+def current_means(store: Any, keys: list[str]) -> dict[tuple, float]:
+    """Score key -> mean over (image, seed) of the runs ``keys`` in ``store``, read as the results
+    table (:func:`archbench.load_results`: no loss traces, no image paths)."""
+    from archbench.frame import load_results, score_means
+
+    means = score_means(load_results(store, keys=keys, final_loss=True, versions=False))
+    return {score_key(t, a, i, layer, m, j): mean for t, a, i, layer, m, j, mean in
+            zip(means["task"], means["arch"], means["init"], means["layer"], means["metric"], means["judge"],
+                means["mean"], strict=True)}
 
 
 def compare(baseline: dict[str, Any], current: dict[tuple, float], allow_improvements: bool = False) -> CheckReport:
     """Compare ``current`` (score key -> mean, :func:`current_means`) with ``baseline``'s entries."""
-    from archbench.metrics import scored_name
+    from archbench.metric_info import scored_name
 
     rep = CheckReport(baseline.get("suite", "?"), allow_improvements=allow_improvements)
     seen = set()

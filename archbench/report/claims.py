@@ -1,4 +1,4 @@
-"""Test a suite's claims (:mod:`archbench.sweep.claims`) on its stored results, with paired statistics.
+"""Test a suite's claims (:mod:`archbench.claims`) on its stored results, with paired statistics.
 
 For every (better, worse) pair of arms of a claim:
 
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from archbench.claims import Arm, Claim
 from archbench.report import stats
-from archbench.sweep.claims import Arm, Claim
 
 ALPHA = 0.05
 MIN_PAIRS = 5
@@ -150,14 +150,11 @@ def arm_observations(results: Iterable[Any], arm: Arm, claim: Claim) -> tuple[di
 
 
 def _direction(claim: Claim) -> float:
-    from archbench.metrics import get_metric
+    from archbench.metric_info import higher_is_better
 
-    if claim.kind == "spread" or claim.metric in ("final_loss", "iterations-to-loss"):
+    if claim.kind == "spread" or claim.metric == "iterations-to-loss":
         return -1.0
-    try:
-        return 1.0 if get_metric(claim.metric).higher_is_better else -1.0
-    except Exception:
-        return 1.0
+    return 1.0 if higher_is_better(claim.metric) else -1.0
 
 
 def _spread(obs: dict[tuple, float]) -> dict[tuple, float]:
@@ -285,7 +282,7 @@ def evaluate_claims(claims: list[Claim], results: list[Any], runs: list[Any] | N
 def claims_of_store(store: Any, suite: str, keys: list[str] | None = None) -> list[ClaimResult]:
     """Evaluate the claims of ``suite`` as recorded in ``store`` (its definition, stored when it was
     swept) on the suite's stored results."""
-    from archbench.sweep.claims import claims_from_json
+    from archbench.claims import claims_from_json
 
     definition = store.suite_definition(suite)
     claims = claims_from_json((definition or {}).get("claims") or [])
@@ -299,23 +296,25 @@ def claims_of_store(store: Any, suite: str, keys: list[str] | None = None) -> li
 # rendering helpers (every format renders the same rows)
 
 
-def fmt(v: float | None, digits: int = 4) -> str:
-    return "—" if v is None else f"{v:.{digits}g}"
-
-
 def pair_cells(pr: PairResult) -> dict[str, str]:
     """The printed cells of one pair (shared by Markdown, HTML and the terminal)."""
-    ci = "—" if pr.ci is None else f"[{fmt(pr.ci[0], 3)}, {fmt(pr.ci[1], 3)}]"
+    from archbench.report.text import number
+
+    ci = "—" if pr.ci is None else f"[{number(pr.ci[0], '.3g')}, {number(pr.ci[1], '.3g')}]"
     return {
         "comparison": f"{pr.better} > {pr.worse}",
         "n": str(pr.n),
-        "means": f"{fmt(pr.mean_better)} vs {fmt(pr.mean_worse)}",
-        "difference": fmt(pr.diff, 3),
+        "means": f"{number(pr.mean_better)} vs {number(pr.mean_worse)}",
+        "difference": number(pr.diff, ".3g"),
         "95% CI": ci,
-        "p (Holm)": "—" if pr.p_holm is None else (f"{pr.p_holm:.2g}" if pr.p_holm < 0.001 else f"{pr.p_holm:.3f}"),
-        "d_z": fmt(pr.effect, 2),
+        "p (Holm)": number(pr.p_holm, "p2"),
+        "d_z": number(pr.effect, ".2g"),
         "verdict": pr.verdict + (f" ({pr.note})" if pr.note and pr.verdict != NOT_RUN else ""),
     }
+
+
+#: the columns of the Claims table (Markdown and HTML)
+HEAD = ["claim", "comparison", "n", "means", "difference", "95% CI", "p (Holm)", "d_z", "verdict"]
 
 
 def claims_markdown(results: list[ClaimResult], escape) -> list[str]:
@@ -323,7 +322,7 @@ def claims_markdown(results: list[ClaimResult], escape) -> list[str]:
     if not results:
         return []
     out = ["## Claims", "", escape(RULE), ""]
-    head = ["claim", "comparison", "n", "means", "difference", "95% CI", "p (Holm)", "d_z", "verdict"]
+    head = HEAD
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(":---" if h in ("claim", "comparison", "verdict") else "---:" for h in head) + "|"]
     for cr in results:
         c = cr.claim
@@ -351,21 +350,3 @@ def claims_csv_rows(results: list[ClaimResult]) -> list[list[Any]]:
 
 CSV_HEADER = ["section", "id", "task", "metric", "claim_verdict", "better", "worse", "n", "mean_better", "mean_worse",
               "difference", "ci_low", "ci_high", "p", "p_holm", "d_z", "verdict", "note"]
-
-
-def claims_html(results: list[ClaimResult], esc) -> str:
-    """The Claims section as an HTML fragment (``esc``: the report's HTML escaper)."""
-    if not results:
-        return ""
-    head = ["claim", "comparison", "n", "means", "difference", "95% CI", "p (Holm)", "d_z", "verdict"]
-    h = ['<h2 id="claims">Claims</h2>', f'<p class="note">{esc(RULE)}</p>',
-         '<table class="claims"><thead><tr>' + "".join(f"<th>{esc(x)}</th>" for x in head) + "</tr></thead><tbody>"]
-    for cr in results:
-        c = cr.claim
-        for k, pr in enumerate(cr.pairs):
-            cells = pair_cells(pr)
-            first = (f"<b>{esc(c.id)}</b> ({esc(c.task)} · {esc(c.metric)}) {esc(c.text)} → "
-                     f'<span class="verdict {esc(cr.verdict.split(":")[0].replace(" ", "-"))}">{esc(cr.verdict)}</span>') if k == 0 else ""
-            h.append("<tr><td>" + first + "</td>" + "".join(f"<td>{esc(cells[x])}</td>" for x in head[1:]) + "</tr>")
-    h.append("</tbody></table>")
-    return "".join(h)

@@ -40,7 +40,6 @@ Statistics, per (task, metric, init) over the architectures that have a truth va
 from __future__ import annotations
 
 import csv
-import itertools
 import logging
 import math
 import warnings
@@ -51,9 +50,10 @@ from typing import Any
 import numpy as np
 
 from archbench.errors import ConfigError
-from archbench.escaping import csv_row, md_cell
+from archbench.escaping import md_cell as md_escape
 from archbench.report import stats
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard
+from archbench.report.text import csv_text, number
 
 log = logging.getLogger(__name__)
 
@@ -300,42 +300,51 @@ def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
 
 
 def permutation_p(x: np.ndarray, y: np.ndarray, seed: int = 0, n_perm: int = N_PERMUTATIONS) -> float | None:
-    """Two-sided permutation p-value of Spearman's ρ: the share of orderings of ``y`` whose |ρ| is at
-    least the observed one (every ordering for n ≤ 8; else ``(k + 1) / (n_perm + 1)`` over seeded
-    random permutations)."""
-    from scipy.stats import rankdata
+    """Two-sided permutation p-value of Spearman's ρ: ``scipy.stats.permutation_test`` of the
+    statistic ``|ρ|`` over pairings of ``y`` with ``x`` (alternative ``greater``), i.e. the share
+    of orderings of ``y`` whose |ρ| is at least the observed one: every ordering for n ≤ 8
+    (exact), else ``(k + 1) / (n_perm + 1)`` over ``n_perm`` random permutations drawn by
+    ``numpy.random.default_rng(seed)``."""
+    from scipy.stats import permutation_test, rankdata
 
-    rho = spearman(x, y)
-    if rho is None:
+    if spearman(x, y) is None:
         return None
     rx, ry = rankdata(x), rankdata(y)
     n = len(x)
-    if n <= EXACT_PERMUTATION_MAX_N:
-        perms = np.array(list(itertools.permutations(range(n))))
-        rhos = _rho_of_ranks(rx, ry[perms])
-        return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
-    rng = np.random.default_rng(seed)
-    perms = np.argsort(rng.random((n_perm, n)), axis=1)
-    rhos = _rho_of_ranks(rx, ry[perms])
-    k = int(np.sum(np.abs(rhos) >= abs(rho) - 1e-12))
-    return (k + 1) / (n_perm + 1)
+    resamples = math.factorial(n) if n <= EXACT_PERMUTATION_MAX_N else n_perm
+
+    def abs_rho(r: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.abs(_rho_of_ranks(rx, np.moveaxis(r, axis, -1)))
+
+    from archbench.report.stats import _scipy_rng_kwargs
+
+    res = permutation_test((ry,), abs_rho, permutation_type="pairings", vectorized=True, n_resamples=resamples,
+                           alternative="greater", **_scipy_rng_kwargs(seed))
+    return float(res.pvalue)
 
 
 def _bootstrap_rhos(y: np.ndarray, columns: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
     """Spearman's ρ of each column with ``y`` on ``n_boot`` seeded resamples of the architectures
     (the same resample for every column), ``(valid resamples, len(columns))``; resamples in which
-    ``y`` or a column is constant are skipped."""
+    ``y`` or a column is constant are skipped. All resamples are ranked at once (``rankdata`` along
+    rows): the same draws and ranks as one resample at a time."""
     from scipy.stats import rankdata
 
     rng = np.random.default_rng(seed)
-    out = []
-    for row in rng.integers(0, len(y), size=(n_boot, len(y))):
-        picked = [c[row] for c in columns]
-        by = y[row]
-        if np.all(by == by[0]) or any(np.all(c == c[0]) for c in picked):
-            continue
-        out.append(_rho_of_ranks(rankdata(by), np.stack([rankdata(c) for c in picked])))
-    return np.array(out).reshape(-1, len(columns))
+    rows = rng.integers(0, len(y), size=(n_boot, len(y)))
+    by = y[rows]
+    picked = [c[rows] for c in columns]
+    keep = ~np.all(by == by[:, :1], axis=1)
+    for c in picked:
+        keep &= ~np.all(c == c[:, :1], axis=1)
+    rx = rankdata(by[keep], axis=1)
+    ax = rx - rx.mean(axis=1, keepdims=True)
+    out = np.empty((int(keep.sum()), len(columns)))
+    for k, c in enumerate(picked):
+        ry = rankdata(c[keep], axis=1)
+        ay = ry - ry.mean(axis=1, keepdims=True)
+        out[:, k] = (ay * ax).sum(axis=1) / (np.sqrt((ax**2).sum(axis=1)) * np.sqrt((ay**2).sum(axis=1)))
+    return out
 
 
 def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
@@ -598,13 +607,13 @@ def correlate(
 
 # -- output -----------------------------------------------------------------------------------
 def fnum(v: float | None, digits: int = 3) -> str:
-    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+    """``v`` with ``digits`` decimals, empty when missing (:func:`archbench.report.text.number`)."""
+    return number(v, f".{digits}f", missing="")
 
 
 def fpval(v: float | None) -> str:
-    if v is None:
-        return ""
-    return f"{v:.2g}" if v >= 1e-3 else f"{v:.1e}"
+    """A p-value with two significant digits, empty when missing."""
+    return number(v, "p2", missing="")
 
 
 CSV_COLUMNS = (
@@ -616,30 +625,18 @@ CSV_COLUMNS = (
 
 def to_csv(c: Correlation) -> str:
     """One line per (task, metric, init)."""
-    import io
+    return csv_text(CSV_COLUMNS, ([getattr(r, k) for k in CSV_COLUMNS] for r in c.rows))
 
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in c.rows:
-        w.writerow(csv_row(["" if (v := getattr(r, k)) is None else v for k in CSV_COLUMNS]))
-    return buf.getvalue()
+
+POINTS_COLUMNS = ("task", "metric", "layer", "init", "unit", "arch", "score", "truth", "source", "match", "note",
+                  "params", "gflops", "channels")
 
 
 def points_csv(c: Correlation) -> str:
     """One line per (task, metric, init, architecture): the data behind every ρ."""
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", "metric", "layer", "init", "unit", "arch", "score", "truth", "source", "match", "note", "params",
-                "gflops", "channels"])
-    for r in c.rows:
-        for p in r.points:
-            w.writerow(csv_row([r.task, r.metric, r.layer, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match,
-                                p.note, "" if p.params is None else int(p.params), "" if p.gflops is None else p.gflops,
-                                "" if p.channels is None else p.channels]))
-    return buf.getvalue()
+    rows = ([r.task, r.metric, r.layer, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match, p.note,
+             None if p.params is None else int(p.params), p.gflops, p.channels] for r in c.rows for p in r.points)
+    return csv_text(POINTS_COLUMNS, rows)
 
 
 def delta_text(r: CorrelationRow) -> str:
@@ -647,20 +644,16 @@ def delta_text(r: CorrelationRow) -> str:
     if r.minus_gflops is None:
         return ""
     ci = f" [{fnum(r.minus_gflops_ci_low, 2)}, {fnum(r.minus_gflops_ci_high, 2)}]" if r.minus_gflops_ci_low is not None else ""
-    return f"{r.minus_gflops:+.2f}{ci}"
-
-
-def _md(text: str) -> str:
-    return md_cell(text)
+    return f"{number(r.minus_gflops, '+.2f')}{ci}"
 
 
 def to_markdown(c: Correlation, level: int = 1) -> str:
     """A summary table and, per row, the architectures behind it; ``level``: the heading depth."""
     h1, h2 = "#" * level, "#" * (level + 1)
     lines = [
-        f"{h1} Does the score predict {c.truth}?",
+        f"{h1} Does the score predict {md_escape(c.truth)}?",
         "",
-        f"Ground truth: {c.truth_description}.",
+        f"Ground truth: {md_escape(c.truth_description)}.",
         "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
         "95% bootstrap interval over architectures; two-sided permutation p, Holm-corrected over the rows; "
         "Kendall's τ-b; ρ of the truth with the trained model's parameter count and GFLOPs over the same "
@@ -675,7 +668,7 @@ def to_markdown(c: Correlation, level: int = 1) -> str:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
         lines.append(
-            f"| {_md(r.task)} | {_md(r.metric)} | {_md(r.layer)} | {_md(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
+            f"| {md_escape(r.task)} | {md_escape(r.metric)} | {md_escape(r.layer)} | {md_escape(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
             f"{fpval(r.p_holm)} | {fnum(r.kendall)} | {fnum(r.params_spearman)} | {fnum(r.gflops_spearman)} | "
             f"{fnum(r.channels_spearman)} | {delta_text(r)} |"
         )
@@ -686,17 +679,17 @@ def to_markdown(c: Correlation, level: int = 1) -> str:
     for r in c.rows:
         lines += [
             "",
-            f"{h2} {_md(r.task)} / {_md(r.metric)}{'' if r.layer == ALL_LAYERS else ' at ' + _md(r.layer)} ({_md(r.init)})",
+            f"{h2} {md_escape(r.task)} / {md_escape(r.metric)}{'' if r.layer == ALL_LAYERS else ' at ' + md_escape(r.layer)} ({md_escape(r.init)})",
             "",
             f"| architecture | truth | score ({'higher' if r.higher_is_better else 'lower'} is better) | trained model | match |",
             "|---|---:|---:|---|---|",
         ]
         for p in r.points:
-            match = p.match + (f" ({_md(p.note)})" if p.note else "")
-            lines.append(f"| {_md(p.unit)} | {p.truth:g} | {p.score:.4g} | {_md(p.source)} | {match} |")
+            match = p.match + (f" ({md_escape(p.note)})" if p.note else "")
+            lines.append(f"| {md_escape(p.unit)} | {number(p.truth, 'g')} | {number(p.score)} | {md_escape(p.source)} | {match} |")
     if c.unmatched:
         lines += ["", f"{h2} Left out", "", "| architecture | why |", "|---|---|"]
-        lines += [f"| {_md(u)} | {_md(why)} |" for u, why in sorted(c.unmatched.items())]
+        lines += [f"| {md_escape(u)} | {md_escape(why)} |" for u, why in sorted(c.unmatched.items())]
     return "\n".join(lines) + "\n"
 
 

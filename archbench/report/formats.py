@@ -1,14 +1,18 @@
-"""Leaderboard writers: CSV, Markdown, JSON (HTML lives in :mod:`archbench.report.html`)."""
+"""Leaderboard writers: CSV, Markdown, JSON (HTML lives in :mod:`archbench.report.html`).
+
+Numbers go through :func:`archbench.report.text.number`, names through
+:func:`archbench.escaping.md_cell` (Markdown) and rows through
+:func:`~archbench.report.text.csv_text` (CSV): one formatter, one escaper, one writer.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 
-from archbench.escaping import csv_row
+from archbench.escaping import md_cell as md_escape
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard
+from archbench.report.text import csv_text, number, stars
 
 FORMATS = ("csv", "md", "html", "json")
 
@@ -18,56 +22,29 @@ CSV_COLUMNS = [
 ]
 
 
-def fmt(v: float | None, digits: int = 4) -> str:
-    """Compact number for tables (``—`` for missing)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
-        return str(int(v)) if digits == 0 else f"{v:.{digits}g}"
-    return f"{v:.{digits}g}"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def stars(p: float | None) -> str:
-    """Significance marker of a Holm-adjusted p-value: ``**`` < 0.01, ``*`` < 0.05."""
-    if p is None:
-        return ""
-    return "**" if p < 0.01 else "*" if p < 0.05 else ""
-
-
 def to_csv(lb: Leaderboard) -> str:
     """Long-format CSV: one row per board entry, then the overall ranks (``section=overall``)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for b in lb.boards:
-        for e in b.entries:
-            w.writerow(csv_row([
-                "board", b.task, b.metric, b.layer, "higher" if b.higher_is_better else "lower", e.rank, e.unit,
-                e.arch, e.init, e.n, repr(e.mean), repr(e.std), repr(e.ci_low), repr(e.ci_high),
-                "" if e.p_value is None else repr(e.p_value), "" if e.p_holm is None else repr(e.p_holm),
-                "yes" if e.is_reference else "",
-            ]))
-    for o in lb.overall:
-        w.writerow(csv_row(["overall", "", "mean rank", ALL_LAYERS, "lower", o.rank, o.unit, o.arch, o.init, o.boards,
-                            repr(o.mean_rank), "", "", "", "", "", "yes" if o.unit == lb.reference else ""]))
-    if lb.claims:
+    rows = [
+        ["board", b.task, b.metric, b.layer, "higher" if b.higher_is_better else "lower", e.rank, e.unit, e.arch,
+         e.init, e.n, e.mean, e.std, e.ci_low, e.ci_high, e.p_value, e.p_holm, "yes" if e.is_reference else ""]
+        for b in lb.boards
+        for e in b.entries
+    ]
+    rows += [
+        ["overall", "", "mean rank", ALL_LAYERS, "lower", o.rank, o.unit, o.arch, o.init, o.boards, o.mean_rank,
+         None, None, None, None, None, "yes" if o.unit == lb.reference else ""]
+        for o in lb.overall
+    ]
+    text = csv_text(CSV_COLUMNS, rows)
+    if lb.claims:  # the claims: a second table with its own header
         from archbench.report.claims import CSV_HEADER, claims_csv_rows
 
-        w.writerow([])  # the claims: a second table with its own header
-        w.writerow(CSV_HEADER)
-        for row in claims_csv_rows(lb.claims):
-            w.writerow(csv_row(["" if v is None else v for v in row]))
-    return buf.getvalue()
+        text += "\n" + csv_text(CSV_HEADER, claims_csv_rows(lb.claims))
+    return text
 
 
 def to_json(lb: Leaderboard) -> str:
-    """The leaderboard as JSON (see :meth:`Leaderboard.to_json`)."""
+    """The leaderboard as JSON (see :meth:`Leaderboard.to_json`); NaN and infinities as null."""
 
     def clean(x):
         if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
@@ -81,60 +58,50 @@ def to_json(lb: Leaderboard) -> str:
     return json.dumps(clean(lb.to_json()), indent=2, sort_keys=False) + "\n"
 
 
-def _md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell (pipes, HTML and emphasis characters escaped)."""
-    import html
-
-    out = html.escape(str(text), quote=False)
-    for ch in "\\|*_`[]":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
-
-
 def board_rows_md(lb: Leaderboard, board) -> list[str]:
     ref = board.reference
     head = ["rank", "architecture", "mean", "95% CI", "std", "n"]
     if ref:
-        head += [f"p vs {_md_escape(ref)} (Holm)"]
+        head += [f"p vs {md_escape(ref)} (Holm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h != "architecture" else ":---" for h in head) + "|"]
     for e in board.entries:
-        row = [fmt(e.rank, 3), _md_escape(e.unit) + (" (ref)" if e.is_reference else ""), fmt(e.mean),
-               f"[{fmt(e.ci_low)}, {fmt(e.ci_high)}]", fmt(e.std, 3), str(e.n)]
+        row = [number(e.rank, ".3g"), md_escape(e.unit) + (" (ref)" if e.is_reference else ""), number(e.mean),
+               f"[{number(e.ci_low)}, {number(e.ci_high)}]", number(e.std, ".3g"), str(e.n)]
         if ref:
-            row.append("ref" if e.is_reference else f"{fmt_p(e.p_holm)}{stars(e.p_holm)}")
+            row.append("ref" if e.is_reference else f"{number(e.p_holm, 'p')}{stars(e.p_holm)}")
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
 
 def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
     """Markdown: overall ranks, one table per task and metric (mean over layers), then per layer."""
-    out = [f"# {_md_escape(lb.title)}", ""]
-    jobs = len(lb.jobs)
+    out = [f"# {md_escape(lb.title)}", ""]
     out.append(
-        f"Generated {lb.generated}; {jobs} jobs ({len(lb.failed)} failed); devices: {', '.join(lb.devices) or '—'}; "
-        f"torch {lb.versions.get('torch', '?')}, archbench {lb.versions.get('archbench', '?')}."
+        f"Generated {lb.generated}; {lb.n_jobs} jobs ({len(lb.failed)} failed); devices: "
+        f"{md_escape(', '.join(lb.devices)) or '—'}; torch {md_escape(lb.versions.get('torch', '?'))}, "
+        f"archbench {md_escape(lb.versions.get('archbench', '?'))}."
     )
     out.append("")
     out.append(
         "Means over images × seeds; 95% percentile-bootstrap CI of the mean; p: two-sided Wilcoxon signed-rank "
         "test against the reference over matched (image, seed) pairs, Holm-corrected per table (* < 0.05, ** < 0.01)."
-        + (" " + _md_escape(lb.judge_note) if lb.judge_note else "")
+        + (" " + md_escape(lb.judge_note) if lb.judge_note else "")
     )
     out.append("")
     if lb.overall:
         out += ["## Overall", "", "| rank | architecture | mean rank | tables |", "|---:|:---|---:|---:|"]
         for o in lb.overall:
-            out.append(f"| {fmt(o.rank, 3)} | {_md_escape(o.unit)} | {fmt(o.mean_rank, 3)} | {o.boards} |")
+            out.append(f"| {number(o.rank, '.3g')} | {md_escape(o.unit)} | {number(o.mean_rank, '.3g')} | {o.boards} |")
         out.append("")
     if lb.claims:
         from archbench.report.claims import claims_markdown
 
-        out += claims_markdown(lb.claims, _md_escape)
+        out += claims_markdown(lb.claims, md_escape)
     for b in lb.boards:
         if b.layer != ALL_LAYERS:
             continue
         arrow = "higher is better" if b.higher_is_better else "lower is better"
-        out += [f"## {_md_escape(b.task)} · {_md_escape(b.metric)} ({arrow}; mean over layers)", ""]
+        out += [f"## {md_escape(b.task)} · {md_escape(b.metric)} ({arrow}; mean over layers)", ""]
         out += board_rows_md(lb, b)
         out.append("")
     if per_layer:
@@ -142,15 +109,15 @@ def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
         if layer_boards:
             out += ["## Per layer", ""]
             for b in layer_boards:
-                out += [f"### {_md_escape(b.task)} · {_md_escape(b.metric)} · {_md_escape(b.layer)}", ""]
+                out += [f"### {md_escape(b.task)} · {md_escape(b.metric)} · {md_escape(b.layer)}", ""]
                 out += board_rows_md(lb, b)
                 out.append("")
     if lb.failed:
         out += ["## Failed jobs", "", "| architecture | init | seed | task | image | reason |", "|:---|:---|---:|:---|:---|:---|"]
         for j in lb.failed:
             out.append(
-                f"| {_md_escape(j.arch)} | {_md_escape(j.init)} | {j.seed} | {_md_escape(j.task)} | "
-                f"{_md_escape(j.image)} | {_md_escape(j.error or '')} |"
+                f"| {md_escape(j.arch)} | {md_escape(j.init)} | {j.seed} | {md_escape(j.task)} | "
+                f"{md_escape(j.image)} | {md_escape(j.error or '')} |"
             )
         out.append("")
     return "\n".join(out)

@@ -72,7 +72,7 @@ PERTURBATION_VARIABLES = sorted({k for env in PERTURBATIONS.values() for k in en
 
 def floor(metric: str, mean: float) -> float:
     """The resolution of ``metric`` at ``mean`` (see :data:`FLOORS`)."""
-    from archbench.metrics import base_metric
+    from archbench.metric_info import base_metric
 
     a, r = FLOORS.get(base_metric(metric), FLOORS["*"])
     return max(a, r * abs(mean))
@@ -199,12 +199,9 @@ def measure_seeds(suite: Any, seeds: int, device: str | None = None) -> dict[tup
 
 
 def _judged(metric: str) -> bool:
-    from archbench.metrics import get_metric
+    from archbench.metric_info import is_judged
 
-    try:
-        return get_metric(metric).judged
-    except Exception:
-        return False
+    return is_judged(metric)
 
 
 def score_key(task: str, arch: str, init: str, layer: str, metric: str, judge: str | None) -> tuple:

@@ -1,6 +1,10 @@
 """Statistics of the leaderboards: means, bootstrap intervals, paired tests, Holm correction, ranks.
 
-All functions are pure and deterministic (the bootstrap takes a seed).
+All functions are pure and deterministic (the bootstrap takes a seed). From scipy:
+``scipy.stats.bootstrap`` (percentile intervals), ``scipy.stats.wilcoxon``, ``scipy.stats.rankdata``.
+Kept here, and why: :func:`holm` (scipy has no Holm correction; ``statsmodels`` would be a large
+dependency for ten lines); :func:`cornish_fisher_ci` (the large-sample limit of the percentile
+bootstrap, for samples where 4000 resamples would dominate a report's time).
 """
 
 from __future__ import annotations
@@ -24,23 +28,14 @@ def std(values: Sequence[float]) -> float:
 def bootstrap_ci(
     values: Sequence[float], level: float = 0.95, n_boot: int = 4000, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the mean.
+    """Percentile-bootstrap confidence interval of the mean (Efron's percentile interval).
 
-    Draws ``n_boot`` resamples of ``values`` with replacement (``numpy.random.default_rng(seed)``),
-    takes each resample's mean and returns the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of
-    those means (Efron's percentile interval). One value gives ``(v, v)``; none gives NaNs.
+    ``scipy.stats.bootstrap(..., method="percentile")`` with ``n_boot`` resamples drawn by
+    ``numpy.random.default_rng(seed)``: the ``(1 - level)/2`` and ``(1 + level)/2`` quantiles of
+    the resample means. One value gives ``(v, v)``; none gives NaNs; more than
+    :data:`N_EXACT_BOOTSTRAP` values the Cornish-Fisher limit (:func:`bootstrap_cis`).
     """
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1 or np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    means = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return bootstrap_cis([np.asarray(values, dtype=float)], level, n_boot, seed)[0]
 
 
 def wilcoxon_p(x: Sequence[float], y: Sequence[float]) -> float | None:
@@ -89,3 +84,141 @@ def rank(values: Sequence[float], higher_is_better: bool) -> list[float]:
 
     x = np.asarray(values, dtype=float)
     return [float(r) for r in rankdata(-x if higher_is_better else x, method="average")]
+
+
+# ---------------------------------------------------------------------------------------------
+# many samples at once: what the leaderboards use
+
+#: samples with more values than this get the Cornish-Fisher percentile interval instead of a
+#: Monte Carlo bootstrap (see :func:`bootstrap_cis`)
+N_EXACT_BOOTSTRAP = 100
+#: memory for one batch of bootstrap resamples (rows x resamples x values x 8 bytes)
+_BOOTSTRAP_BATCH_BYTES = 64 * 2**20
+
+
+def _scipy_rng_kwargs(seed: int) -> dict:
+    """``rng=`` (scipy >= 1.15) or ``random_state=`` for a seeded ``numpy.random.Generator``."""
+    import inspect
+
+    from scipy.stats import bootstrap
+
+    name = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
+    return {name: np.random.default_rng(seed)}
+
+
+def cornish_fisher_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of the bootstrap distribution of the mean, from its Cornish-Fisher
+    expansion instead of Monte Carlo resampling.
+
+    The mean of ``n`` draws from the empirical distribution of ``values`` has mean ``x̄``, standard
+    deviation ``σ̂/√n`` (``σ̂``: ddof 0), skewness ``γ₁ = g₁/√n`` and excess kurtosis ``γ₂ = g₂/n``
+    (``g₁``, ``g₂``: those of ``values``). Its ``α``-quantile is ``x̄ + σ̂/√n · w`` with
+    ``w = z + (z² − 1)γ₁/6 + (z³ − 3z)γ₂/24 − (2z³ − 5z)γ₁²/36``, ``z = Φ⁻¹(α)``: what the percentile
+    bootstrap estimates with infinitely many resamples, up to O(n^-3/2). For more than
+    :data:`N_EXACT_BOOTSTRAP` values it is closer to that limit than 4000 resamples are (measured:
+    normal, exponential and log-normal samples, n = 30 ... 1000: 0.005-0.01 standard errors of the
+    mean from a 200 000-resample bootstrap, against 0.03-0.07 for 4000 resamples) and costs O(n)
+    instead of O(4000·n).
+    """
+    lo, hi = _cornish_fisher_rows(np.asarray(values, dtype=float)[None, :], level)
+    return float(lo[0]), float(hi[0])
+
+
+def _cornish_fisher_rows(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cornish_fisher_ci` of every row of ``x`` (rows of equal length)."""
+    from scipy.special import ndtri
+
+    n = x.shape[1]
+    m = x.mean(axis=1)
+    d = x - m[:, None]
+    d2 = d * d
+    m2 = d2.mean(axis=1)
+    safe = np.where(m2 > 0, m2, 1.0)
+    g1 = (d2 * d).mean(axis=1) / safe**1.5 / math.sqrt(n)
+    g2 = ((d2 * d2).mean(axis=1) / safe**2 - 3.0) / n
+    scale = np.sqrt(m2 / n)
+    out = []
+    for a in ((1.0 - level) / 2.0, (1.0 + level) / 2.0):
+        z = float(ndtri(a))
+        w = z + (z * z - 1) * g1 / 6 + (z**3 - 3 * z) * g2 / 24 - (2 * z**3 - 5 * z) * g1 * g1 / 36
+        out.append(np.where(m2 > 0, m + scale * w, m))
+    return out[0], out[1]
+
+
+def bootstrap_cis(
+    samples: Sequence[np.ndarray], level: float = 0.95, n_boot: int = 4000, seed: int = 0
+) -> list[tuple[float, float]]:
+    """95% (``level``) percentile intervals of the mean of each sample.
+
+    * up to :data:`N_EXACT_BOOTSTRAP` values: ``scipy.stats.bootstrap(..., method="percentile")``
+      with ``n_boot`` resamples drawn by ``numpy.random.default_rng(seed)`` -- every sample gets the
+      same seed, as :func:`bootstrap_ci` gives it, so an interval depends only on its own values;
+      samples of equal size are resampled together in one vectorised call (the same indices for
+      each, exactly what separate calls draw), in batches of bounded memory;
+    * more values: :func:`cornish_fisher_ci`, the limit those resamples estimate (a 10^5-job store
+      has thousands of samples of a thousand values: 4000 resamples of each would take minutes);
+    * one value, or all values equal: ``(v, v)``; no values: NaNs.
+    """
+    import warnings
+
+    from scipy.stats import bootstrap
+
+    out: list[tuple[float, float]] = [(float("nan"), float("nan"))] * len(samples)
+    by_size: dict[int, list[int]] = {}
+    large: dict[int, list[int]] = {}
+    for i, s in enumerate(samples):
+        x = np.asarray(s, dtype=float)
+        if x.size == 0:
+            continue
+        if x.size == 1 or np.all(x == x[0]):
+            out[i] = (float(x[0]), float(x[0]))
+        elif x.size > N_EXACT_BOOTSTRAP:
+            large.setdefault(x.size, []).append(i)
+        else:
+            by_size.setdefault(x.size, []).append(i)
+    for idx in large.values():
+        lo, hi = _cornish_fisher_rows(np.stack([np.asarray(samples[i], dtype=float) for i in idx]), level)
+        for k, i in enumerate(idx):
+            out[i] = (float(lo[k]), float(hi[k]))
+    for n, idx in by_size.items():
+        rows = max(1, _BOOTSTRAP_BATCH_BYTES // (n_boot * n * 8))
+        for a in range(0, len(idx), rows):
+            chunk = idx[a : a + rows]
+            data = np.stack([np.asarray(samples[i], dtype=float) for i in chunk])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = bootstrap((data,), np.mean, axis=-1, vectorized=True, n_resamples=n_boot, method="percentile",
+                                confidence_level=level, **_scipy_rng_kwargs(seed))
+            lo = np.atleast_1d(res.confidence_interval.low)
+            hi = np.atleast_1d(res.confidence_interval.high)
+            for k, i in enumerate(chunk):
+                out[i] = (float(lo[k]), float(hi[k]))
+    return out
+
+
+def wilcoxon_ps(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[float | None]:
+    """:func:`wilcoxon_p` of each ``(x, y)`` pair of samples.
+
+    Pairs with more than 50 values (where ``scipy.stats.wilcoxon`` uses its normal approximation)
+    are tested together, one vectorised call per size, which gives each row what a call of its own
+    gives; smaller ones one by one, since scipy then chooses the exact or the permutation method
+    from the ties and zeros of all rows of a call.
+    """
+    from scipy.stats import wilcoxon
+
+    out: list[float | None] = [None] * len(pairs)
+    by_size: dict[int, list[int]] = {}
+    for i, (x, y) in enumerate(pairs):
+        a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if a.size > 50 and np.any(a != b):
+            by_size.setdefault(a.size, []).append(i)
+        else:
+            out[i] = wilcoxon_p(a, b)
+    for idx in by_size.values():
+        xs = np.stack([np.asarray(pairs[i][0], dtype=float) for i in idx])
+        ys = np.stack([np.asarray(pairs[i][1], dtype=float) for i in idx])
+        ps = np.atleast_1d(wilcoxon(xs, ys, axis=-1).pvalue)
+        for k, i in enumerate(idx):
+            p = float(ps[k])
+            out[i] = None if math.isnan(p) else p
+    return out

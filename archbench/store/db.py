@@ -18,7 +18,9 @@ fact in one place:
 
 ``results`` -- one row per (run, layer): status, error, final loss, iterations, evaluations,
 seconds, device, loss trace (JSON), image paths (JSON), ``extra`` (JSON: the task's provenance,
-e.g. layer weights); ``scores`` -- one row per (run, layer, metric) with the value (NULL where it
+e.g. layer weights); the index ``results_summary`` holds each result's position, status, final
+loss and device, so that reports read those without touching the rows that carry the traces;
+``scores`` -- one row per (run, layer, metric) with the value (NULL where it
 could not be computed); ``suite_runs`` -- (suite, run key) membership; ``suites`` -- each suite's
 resolved definition (JSON) and reference; ``leases`` -- which sweep is running which job (see
 below); ``meta`` -- the schema version.
@@ -125,6 +127,7 @@ CREATE TABLE IF NOT EXISTS results (
     extra TEXT NOT NULL,
     PRIMARY KEY (run_key, layer)
 );
+CREATE INDEX IF NOT EXISTS results_summary ON results(run_key, layer, position, status, final_loss, device);
 CREATE TABLE IF NOT EXISTS scores (
     run_key TEXT NOT NULL,
     layer TEXT NOT NULL,
@@ -189,6 +192,29 @@ def _guarded(method: _F) -> _F:
             raise store_error(self.path or ":memory:", exc) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: what :meth:`ResultStore.run_table` returns per run: (field, SQL expression)
+RUN_TABLE = (
+    ("rowid", "rowid"),
+    ("key", "key"),
+    ("arch", "arch"),
+    ("init", "init"),
+    ("seed", "seed"),
+    ("task", "task"),
+    ("options", "json_extract(config, '$.options')"),
+    ("image", "image_label"),
+    ("image_source", "image"),
+    ("size", "size"),
+    ("iterations", "iterations"),
+    ("optimizer", "json_extract(config, '$.optimizer')"),
+    ("history", "json_extract(config, '$.history')"),
+    ("device", "device"),
+    ("judge", "judge"),
+    ("status", "status"),
+    ("error", "error"),
+    ("versions", "versions"),
+)
 
 
 def finite(v: Any) -> float | None:
@@ -591,9 +617,13 @@ class ResultStore:
         return (" WHERE " + " AND ".join(where)) if where else "", args
 
     @_guarded
-    def runs(self, suite: str | None = None, keys: Iterable[str] | None = None) -> list[StoredRun]:
-        """Stored runs (optionally of one suite and/or among ``keys``), in insertion order."""
+    def runs(self, suite: str | None = None, keys: Iterable[str] | None = None, status: str | None = None) -> list[StoredRun]:
+        """Stored runs (optionally of one suite and/or among ``keys``, and of one ``status``), in
+        insertion order."""
         where, args = self._run_filter(suite, keys)
+        if status is not None:
+            where += (" AND " if where else " WHERE ") + "status = ?"
+            args = [*args, status]
         rows = self.conn.execute(
             "SELECT config, status, error, attempts, started, finished, seconds, build_seconds, host, versions, "
             f"provenance FROM runs{where} ORDER BY rowid",
@@ -644,6 +674,76 @@ class ResultStore:
                 )
             )
         return out
+
+    # -- tables for archbench.frame: plain rows, nothing parsed that the caller does not ask for --
+
+    def run_table(
+        self, suite: str | None = None, keys: Iterable[str] | None = None, include_failed: bool = False
+    ) -> list[tuple]:
+        """One tuple per run, in insertion order, with the fields of :data:`RUN_TABLE` (the
+        identity of the run read from its configuration in SQL; no JSON parsed in Python)."""
+        where, args = self._run_filter(suite, keys)
+        if not include_failed:
+            where += (" AND " if where else " WHERE ") + "status = 'done'"
+        cols = ", ".join(expr for _, expr in RUN_TABLE)
+        return self.conn.execute(f"SELECT {cols} FROM runs{where} ORDER BY rowid", args).fetchall()
+
+    def suite_holds_every_run(self, suite: str) -> bool:
+        """Whether every stored run is a member of ``suite`` (then filtering by it is a no-op)."""
+        total = self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        members = self.conn.execute(
+            "SELECT COUNT(*) FROM suite_runs JOIN runs ON runs.key = suite_runs.run_key WHERE suite_runs.suite = ?",
+            (suite,)).fetchone()[0]
+        return members == total
+
+    def _done_filter(self, suite: str | None, keys: Iterable[str] | None, include_failed: bool) -> tuple[str, list[Any]]:
+        where, args = self._run_filter(suite, keys, "runs.key")
+        if not include_failed:
+            where += (" AND " if where else " WHERE ") + "runs.status = 'done'"
+        return where, args
+
+    def score_table(
+        self, suite: str | None = None, keys: Iterable[str] | None = None, include_failed: bool = False,
+        chunk: int = 250_000,
+    ) -> Iterator[list[tuple]]:
+        """Chunks of ``(run rowid, layer, metric, value)`` tuples, one per stored score, of the runs
+        :meth:`run_table` returns (scores of a run in layer, then metric order). Loss traces, image
+        paths and provenance are never read."""
+        where, args = self._done_filter(suite, keys, include_failed)
+        cur = self.conn.execute(
+            "SELECT runs.rowid, scores.layer, scores.metric, scores.value FROM runs "
+            f"CROSS JOIN scores ON scores.run_key = runs.key{where}", args)
+        while rows := cur.fetchmany(chunk):
+            yield rows
+
+    def result_table(
+        self, suite: str | None = None, keys: Iterable[str] | None = None, include_failed: bool = False
+    ) -> list[tuple]:
+        """``(run rowid, layer, position, final loss, device)`` of every result of the runs
+        :meth:`run_table` returns, read from the ``results_summary`` index (never from the rows
+        that hold the traces)."""
+        where, args = self._done_filter(suite, keys, include_failed)
+        return self.conn.execute(
+            "SELECT runs.rowid, results.layer, results.position, results.final_loss, results.device FROM runs "
+            f"CROSS JOIN results INDEXED BY results_summary ON results.run_key = runs.key{where}", args).fetchall()
+
+    def _result_column(self, column: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS wanted_results (key TEXT, layer TEXT)")
+        self.conn.execute("DELETE FROM wanted_results")
+        self.conn.executemany("INSERT INTO wanted_results VALUES (?, ?)", list(pairs))
+        q = (f"SELECT results.run_key, results.layer, results.{column} FROM results JOIN wanted_results w "
+             "ON results.run_key = w.key AND results.layer = w.layer")
+        out = {(k, layer): json.loads(v) for k, layer, v in self.conn.execute(q)}
+        self.conn.execute("DELETE FROM wanted_results")
+        return out
+
+    def loss_traces(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[float]]:
+        """``{(run key, layer): loss trace}`` of the given results only (missing pairs are absent)."""
+        return {k: [v for v in t if v is not None] for k, t in self._result_column("loss_trace", pairs).items()}
+
+    def result_paths(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[str, str]]:
+        """``{(run key, layer): {image kind: path as stored}}`` of the given results only."""
+        return self._result_column("paths", pairs)
 
     @_guarded
     def outcome(self, key: str) -> RunOutcome | None:

@@ -138,7 +138,7 @@ class Suite:
     history: int = 100
     device: str = "auto"
     judge: str = "auto"
-    claims: list[Any] = field(default_factory=list)  # archbench.sweep.claims.Claim
+    claims: list[Any] = field(default_factory=list)  # archbench.claims.Claim
 
     def to_json(self) -> dict[str, Any]:
         """The suite as plain data (stored with the results)."""
@@ -602,7 +602,7 @@ def parse_suite_text(text: str, path: str = "<suite>") -> Suite:
             )
         if ".py:" in ref_spec:  # the file resolved from the suite, as the architecture's
             suite.reference = ref_canon + suite.reference[len(ref_spec):]
-    from archbench.sweep.claims import parse_claims
+    from archbench.claims import parse_claims
 
     suite.claims = parse_claims(ctx, data, suite)
     return suite
