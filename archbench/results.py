@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: identity and summary columns, in CSV order; metric columns follow, then timing/status columns
 BASE_COLUMNS = ["arch", "init", "seed", "task", "layer", "image", "size", "iterations", "evaluations", "final_loss"]
-TAIL_COLUMNS = ["judge", "seconds", "device", "status", "error", "result_path", "key"]
+TAIL_COLUMNS = ["judge", "seconds", "device", "status", "stalled", "error", "result_path", "key"]
 
 
 @dataclass
@@ -47,6 +47,11 @@ class Result(HasConfig):
         seconds: wall time of this problem's share of the optimisation.
         device: where it ran (``cpu``, ``cuda:0``).
         status: ``done`` or ``failed``; error: the reason of a failure.
+        stalled: True when the optimisation did not leave its start (its loss fell by less than
+            0.1 % of the start's, or no pixel moved by one 8-bit level; see
+            :class:`~archbench.optimizers.OptimConfig`): the scores then describe the start, not the
+            architecture. None when the task optimises nothing or it was not recorded (results
+            from before the flag). The CSV writes 1, 0 or empty.
         extra: task provenance (layer weights used, resolved preset settings, ...).
         paths: image kind (``result``, ``target``, ...) -> file written.
         versions: package versions (:func:`package_versions`).
@@ -66,6 +71,7 @@ class Result(HasConfig):
     extra: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    stalled: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data: the row of ``results.jsonl`` (``from_json`` reads it back)."""
@@ -80,6 +86,7 @@ class Result(HasConfig):
             "seconds": self.seconds,
             "device": self.device,
             "status": self.status,
+            "stalled": self.stalled,
             "error": self.error,
             "loss_trace": list(self.loss_trace),
             "extra": self.extra,
@@ -101,6 +108,7 @@ class Result(HasConfig):
         }
         flat.update(self.metrics)
         flat.update(judge=self.judge, seconds=self.seconds, device=self.device, status=self.status,
+                    stalled=None if self.stalled is None else int(self.stalled),
                     error=self.error, result_path=self.paths.get("result"), key=self.key)
         return flat
 

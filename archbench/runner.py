@@ -197,6 +197,7 @@ class Batch:
                 device=str(self.job.device),
                 status="failed" if out.failed else "done",
                 error=out.failed,
+                stalled=out.stalled,
                 loss_trace=out.loss_trace,
                 extra={**out.extra, **({"unavailable": unavailable} if unavailable else {})},
                 versions=versions,

@@ -132,6 +132,56 @@ def test_without_line_search_follows_torch_lbfgs_step_by_step():
         torch.testing.assert_close(ours.x[b], ref.x[0], rtol=1e-6, atol=1e-9)
 
 
+# -- scale-free stopping and the stalled flag ------------------------------------------------------
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_a_tiny_objective_is_optimised_like_the_same_objective_at_unit_scale(method):
+    """Multiplying an objective by 1e-9 changes nothing but the reported losses (scale-free rule);
+    with the absolute thresholds it stops at its start and is flagged stalled."""
+    problem = Reconstruction(2, size=8)
+    x0 = problem.start()
+    config = OptimConfig(method=method, iterations=20, history=5)
+    big = minimize(problem, x0, config)
+    tiny = minimize(lambda x: 1e-9 * problem(x), x0, config)
+    assert tiny.iterations == big.iterations == [20, 20]
+    torch.testing.assert_close(tiny.x, big.x, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(tiny.loss_trace, 1e-9 * big.loss_trace, rtol=1e-6, atol=0)
+    torch.testing.assert_close(tiny.initial_loss, 1e-9 * big.initial_loss, rtol=1e-9, atol=0)
+    assert big.stalled == tiny.stalled == [False, False]
+    absolute = minimize(lambda x: 1e-9 * problem(x), x0, OptimConfig(method=method, iterations=20, history=5,
+                                                                     scale_free=False))
+    assert absolute.stalled == [True, True]
+    assert (absolute.final_loss > 0.999 * absolute.initial_loss).all()
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_a_sample_that_cannot_move_is_stalled_and_the_others_are_not(method):
+    problem = Reconstruction(2, size=8)
+    x0 = problem.start()
+
+    def objective(x: torch.Tensor) -> torch.Tensor:  # sample 1 is flat: zero gradient, loss 3
+        loss = problem(x)
+        return torch.stack([loss[0], 3.0 + 0.0 * x[1].sum()])
+
+    res = minimize(objective, x0, OptimConfig(method=method, iterations=10, history=5))
+    assert res.stalled == [False, True]
+    assert res.iterations[1] == 0 and res.final_loss[1] == 3.0
+    torch.testing.assert_close(res.x[1], x0[1])
+
+
+def test_stalled_flags_are_scale_free_and_use_both_tests():
+    from archbench.optimizers.base import stalled_flags
+
+    cfg = OptimConfig()
+    x0 = torch.zeros(4, 3, 2, 2)
+    x = x0.clone()
+    x[0] += 0.5  # moved, loss fell 50%: not stalled
+    x[1] += 0.5  # moved, loss fell 0.01%: stalled (loss)
+    x[2] += 1e-3  # loss fell 50% but no pixel moved by 1/255: stalled (image)
+    f0 = torch.tensor([2e-9, 2e-9, 2e-9, float("nan")])
+    f = torch.tensor([1e-9, 1.9998e-9, 1e-9, float("nan")])
+    assert stalled_flags(x0, x, f0, f, cfg) == [False, True, True, True]
+
+
 def test_reference_and_batched_reach_comparable_losses_on_vgg_reconstruction():
     from archbench.architectures import create_arch
 

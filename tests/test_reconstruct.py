@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 import torch
 
 from archbench.architectures import create_arch
+from archbench.metrics import get_metric
+from archbench.optimizers import OptimConfig
 from archbench.runner import run_task
+from archbench.tasks import TaskJob, get_task
 from archbench.tasks.reconstruct import ReconstructObjective, ReconstructOptions, default_layers
 
 
@@ -58,3 +64,31 @@ def test_a_result_does_not_depend_on_the_other_images_in_the_batch():
     assert both[1].image == "coffee"
     assert both[1].final_loss == pytest.approx(alone.final_loss, rel=1e-4)
     assert both[1].metrics["ssim"] == pytest.approx(alone.metrics["ssim"], abs=1e-4)
+
+
+def test_a_deep_random_layer_with_a_tiny_loss_leaves_its_start_and_is_not_flagged_stalled():
+    """The stall of issue 18 in small: kaiming VGG-16 at pool4, 32 px, starts at a relative loss of
+    about 5e-6. With absolute thresholds L-BFGS stopped at the noise (SSIM of the start); with the
+    scale-free rule it moves, and a run that does not move is flagged."""
+    kw = dict(size=32, iterations=8, init="kaiming", device="cpu", options={"layers": ["pool4"]})
+    (r,) = run_task("vgg16", "reconstruct", ["astronaut"], **kw).results
+    assert r.status == "done" and r.stalled is False
+    assert r.iterations == 8 and r.final_loss < 0.5 * r.loss_trace[0]
+    net = create_arch("vgg16", init="kaiming")
+    job = TaskJob(images=["astronaut"], size=32, optim=OptimConfig(iterations=8, scale_free=False),
+                  options={"layers": ["pool4"]})
+    (old,) = get_task("reconstruct").run(net, job)
+    assert old.stalled is True and old.iterations < 8
+    assert torch.allclose(old.result, old.start, atol=1 / 255)
+    ssim_of_start = get_metric("ssim")(old.result[None], old.references["target"][None]).item()
+    assert r.metrics["ssim"] > 2 * ssim_of_start
+
+
+def test_results_files_carry_the_stalled_flag(tmp_path):
+    report = run_task("vgg11", "reconstruct", ["astronaut"], size=32, iterations=3, device="cpu",
+                      options={"layers": ["pool1"]}, out_dir=tmp_path)
+    assert report.results[0].stalled is False
+    (row,) = csv.DictReader((tmp_path / "results.csv").open())
+    assert row["stalled"] == "0"
+    (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert json.loads(line)["stalled"] is False

@@ -183,6 +183,7 @@ def test_a_schema_1_store_is_migrated_in_place_without_losing_anything(tmp_path)
         assert run.status == v1["status"] and run.config.iterations == v1["settings"]["iterations"]
         mine = {r.layer: r.metrics for r in results if r.key == run.key}
         assert mine == v1["metrics"]  # every score, under the new key
+    assert all(r.stalled is None for r in results)  # schema 1 did not record it
     texture = next(r for r in runs.values() if r.task == "texture")
     assert texture.config.judge == "trained-vgg16"  # recorded by the schema-1 job in its results
     failed = next(r for r in runs.values() if r.status == "failed")

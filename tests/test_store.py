@@ -103,6 +103,35 @@ def test_done_rows_are_never_replaced_and_failed_rows_are(tmp_path):
     assert store.runs()[0].attempts == 2
 
 
+def test_the_stalled_flag_is_stored_and_read_back(tmp_path):
+    store = ResultStore(tmp_path / "r.db")
+    jobs = expand_jobs(load_suite(suite_file(tmp_path)), "cpu")[:3]
+    for job, flag in zip(jobs, (True, False, None), strict=True):
+        outcome = fake_outcome(job)
+        outcome.results[0].stalled = flag
+        store.put(outcome)
+    assert [r.stalled for r in store.results()] == [True, False, None]
+    assert [store.outcome(j.key).results[0].stalled for j in jobs] == [True, False, None]
+    raw = sqlite3.connect(tmp_path / "r.db").execute("SELECT stalled FROM results ORDER BY rowid").fetchall()
+    assert raw == [(1,), (0,), (None,)]
+
+
+def test_a_pre_release_schema_2_store_gets_the_stalled_column(tmp_path):
+    path = tmp_path / "r.db"
+    with ResultStore(path) as created:
+        created.count()  # creates it
+    conn = sqlite3.connect(path)  # as written before the column existed
+    conn.execute("ALTER TABLE results DROP COLUMN stalled")
+    conn.commit()
+    conn.close()
+    store = ResultStore(path)
+    job = expand_jobs(load_suite(suite_file(tmp_path)), "cpu")[0]
+    outcome = fake_outcome(job)
+    outcome.results[0].stalled = True
+    store.put(outcome)
+    assert store.results()[0].stalled is True
+
+
 @pytest.mark.slow
 def test_two_processes_writing_one_store(tmp_path):
     """Concurrent writers: every row lands once, the database stays consistent."""

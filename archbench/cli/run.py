@@ -62,6 +62,8 @@ def results_table(results, title: str) -> Table:
     for r in results:
         vals = ["—" if r.metrics.get(m) is None else f"{r.metrics[m]:.4g}" for m in metric_names]
         status = r.status if not r.error else f"[red]{escape(r.status)}: {escape(r.error)}[/]"
+        if getattr(r, "stalled", None):
+            status += " [yellow](stalled: did not leave its start)[/]"
         loss = "—" if r.final_loss is None else f"{r.final_loss:.4g}"
         table.add_row(escape(r.image), escape(r.layer), loss, *vals, str(r.iterations), f"{r.seconds:.1f}", status)
     return table

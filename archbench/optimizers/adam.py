@@ -9,15 +9,17 @@ Adam's update is element-wise, so batching is exact. The update is ``torch.optim
 written out here so that it can be masked per sample: a sample whose loss or gradient becomes
 non-finite is frozen at its last finite iterate and reported as failed
 (``"non-finite loss at iteration k"``); a sample whose gradient's max-abs falls to
-``tolerance_grad`` stops. One iteration = one step; the loss after the last step is evaluated
-without a gradient.
+``tolerance_grad`` times its max-abs at the start stops (``OptimConfig.scale_free``, the default:
+each sample then runs on its loss divided by that start max-abs, so ``eps`` is 1e-8 of it and the
+steps do not depend on the objective's scale; without ``scale_free`` ``tolerance_grad`` is
+absolute). One iteration = one step; the loss after the last step is evaluated without a gradient.
 """
 
 from __future__ import annotations
 
 import torch
 
-from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback
+from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback, start_scale
 from archbench.optimizers.runtime import Evaluator
 
 BETAS = (0.9, 0.999)
@@ -38,8 +40,12 @@ def adam(
     x = ev.flatten(x0.detach().to(dtype)).clone()
     f, g = ev.loss_and_grad(x)
     ok = torch.isfinite(f) & torch.isfinite(g).all(1)
+    f_start = f.clone()
+    scale = start_scale(torch.where(ok[:, None], g, 0.0), ok, "max") if config.scale_free else torch.ones_like(f)
+    g = g / scale[:, None]
+    tol_grad = config.tolerance_grad * (g.abs().amax(1) if config.scale_free else 1.0)
     fail_iter = torch.where(ok, -1, 0)
-    active = ok & (g.abs().amax(1) > config.tolerance_grad)
+    active = ok & (g.abs().amax(1) > tol_grad)
     m1 = torch.zeros_like(x)
     v = torch.zeros_like(x)
     n_steps = torch.zeros(B, dtype=torch.long, device=x.device)
@@ -57,6 +63,7 @@ def adam(
         n_eval += active
         if k < N:
             f_new, g = ev.loss_and_grad(x_new)
+            g = g / scale[:, None]
             ok = torch.isfinite(f_new) & torch.isfinite(g).all(1)
         else:
             f_new = ev.losses(x_new)
@@ -66,7 +73,7 @@ def adam(
         keep = active & ok
         x = torch.where(keep[:, None], x_new, x)
         f = torch.where(keep, f_new, f)
-        active = keep & (g.abs().amax(1) > config.tolerance_grad)
+        active = keep & (g.abs().amax(1) > tol_grad)
         trace[:, k - 1] = f
         if progress is not None:
             progress(k * B, N * B)
@@ -83,5 +90,7 @@ def adam(
         iterations=steps,
         evaluations=n_eval.cpu().tolist(),
         failed=[None if k < 0 else f"non-finite loss at iteration {k}" for k in fail_at],
-        settings={**ev.settings, "implementation": "batched"},
+        settings={**ev.settings, "implementation": "batched", "scale_free": config.scale_free,
+                  "loss_scale": scale.cpu().tolist()},
+        initial_loss=f_start.cpu(),
     )

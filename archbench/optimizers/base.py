@@ -60,9 +60,17 @@ class OptimConfig:
             next iteration, so accepted quasi-Newton steps <= iterations. Both counts are reported.
         history: L-BFGS history size (number of stored curvature pairs ``(s, y)``).
         lr: step size (L-BFGS: scale of the trial step, 1.0; Adam: learning rate, 0.05).
-        tolerance_grad: a sample stops when the max-abs of its gradient falls below this.
+        tolerance_grad: a sample stops when the max-abs of its gradient falls to this fraction of
+            the max-abs of its gradient at the start (``scale_free``; otherwise: below this value).
         tolerance_change: a sample stops when its loss changes by less than this (relative to the
-            loss) or its step's max-abs is below it.
+            loss) or its step's max-abs is below it (in pixel units).
+        scale_free: run every sample on its objective divided by a per-sample constant fixed at the
+            start (see "Scale-free stopping" below), so that multiplying an objective by any
+            positive constant changes nothing but the reported loss values. True by default;
+            False gives the absolute thresholds of ``torch.optim.LBFGS`` (archbench before 0.2).
+        stall_loss, stall_move: thresholds of the ``stalled`` flag (see below): a sample stalled
+            when its loss fell by less than ``stall_loss`` times its loss at the start, or when no
+            pixel moved by ``stall_move`` (one 8-bit grey level, 1/255) or more.
         line_search: L-BFGS step acceptance. ``"backtracking"`` (default): a trial step is accepted
             if it satisfies the Armijo condition ``f(x + t d) <= f(x) + 1e-4 t g.d``; otherwise the
             next iteration tries a shorter step (quadratic interpolation, kept in ``[0.1 t, 0.5 t]``).
@@ -76,6 +84,34 @@ class OptimConfig:
         channels_last: pass 4-D inputs in the channels-last memory format; ``"auto"``: on CUDA only.
         compile: run the objective through ``torch.compile``.
         batch_size: largest chunk :func:`minimize_chunked` starts with (``None``: the whole batch).
+
+    Scale-free stopping
+        The optimisers' thresholds and the L-BFGS first step (``torch.optim.LBFGS``'s
+        ``lr * min(1, 1/|g|_1)`` along ``-g``) are in the objective's own units, so a problem whose
+        loss and gradient are tiny (a deep random network whose features hardly depend on the
+        input: a relative loss of 1e-5 and gradients of 1e-7) took a first step of 1e-7 px, saw
+        no change of the float32 loss and "converged" at its start. With ``scale_free`` each
+        sample ``b`` is optimised on ``f_b(x) / c_b`` with ``c_b`` fixed at the start ``x0``:
+
+        * L-BFGS: ``c_b = |∇f_b(x0)|_1``, so the first step is the unit-ℓ1 step ``lr·g/|g|_1``
+          that ``torch.optim.LBFGS`` takes whenever ``|g|_1 >= 1``, at every scale; the curvature
+          threshold ``s·y > 1e-10`` and the restarts' steps become relative to the start too;
+        * Adam: ``c_b = max|∇f_b(x0)|`` (Adam's steps are scale-free already except for its ``eps``,
+          which becomes 1e-8 of the start's largest gradient component).
+
+        The gradient test is relative (``max|g| <= tolerance_grad · max|g(x0)|``), the loss-change
+        test was already relative (``|Δf| <= tolerance_change · |f|``) and the step test is in
+        pixels. Otherwise nothing changes: for a problem with ``|∇f(x0)|_1 >= 1`` the L-BFGS
+        iterates are the same as without scaling except where one of those tiny thresholds
+        decides. ``c_b = 1`` where the start's gradient is zero or not finite. Losses are reported
+        in the objective's own units.
+
+    Stalled samples
+        :attr:`OptimResult.stalled` marks a sample that did not leave its start:
+        ``f(x0) − f(x) < stall_loss · |f(x0)|`` (its loss fell by less than 0.1 %) or
+        ``max |x − x0| < stall_move`` (no pixel changed by one 8-bit level). Both tests are
+        scale-free. A stalled result scores its start (for a reconstruction: the noise), not the
+        architecture.
     """
 
     method: str = "lbfgs"
@@ -89,6 +125,9 @@ class OptimConfig:
     channels_last: bool | str = "auto"
     compile: bool = False
     batch_size: int | None = None
+    scale_free: bool = True
+    stall_loss: float = 1e-3
+    stall_move: float = 1 / 255
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -107,6 +146,10 @@ class OptimConfig:
             raise ConfigError(f"channels_last must be true, false or 'auto', got {self.channels_last!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.tolerance_grad < 1 and self.scale_free:
+            raise ConfigError(f"tolerance_grad is relative to the start's gradient: it must be in [0, 1), got {self.tolerance_grad}")
+        if self.stall_loss < 0 or self.stall_move < 0:
+            raise ConfigError("stall_loss and stall_move must be >= 0")
 
     @property
     def step_size(self) -> float:
@@ -130,6 +173,9 @@ class OptimResult:
         failed: per sample ``None`` or the reason it failed (e.g. a non-finite loss). A failed sample
             keeps the last finite iterate.
         settings: what actually ran (resolved precision, channels_last, compile, chunk sizes, ...).
+        initial_loss: per-sample loss at ``x0``, ``(B,)`` on the CPU (None: not recorded).
+        stalled: per sample whether it did not leave its start (see :class:`OptimConfig`), set by
+            :func:`minimize`; empty when not computed.
     """
 
     x: torch.Tensor
@@ -139,6 +185,27 @@ class OptimResult:
     evaluations: list[int]
     failed: list[str | None] = field(default_factory=list)
     settings: dict[str, object] = field(default_factory=dict)
+    initial_loss: torch.Tensor | None = None
+    stalled: list[bool] = field(default_factory=list)
+
+
+def start_scale(g: torch.Tensor, ok: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample divisor ``c_b`` of a scale-free run (see :class:`OptimConfig`): the ℓ1 norm
+    (``norm="l1"``) or the max-abs (``"max"``) of each row of the start's gradient ``g`` ``(B, D)``;
+    1 where it is zero or not finite, or where ``ok`` is false."""
+    c = g.abs().sum(1) if norm == "l1" else g.abs().amax(1)
+    good = ok & torch.isfinite(c) & (c > 0)
+    return torch.where(good, c, torch.ones_like(c))
+
+
+def stalled_flags(x0: torch.Tensor, x: torch.Tensor, f0: torch.Tensor, f: torch.Tensor, config: OptimConfig) -> list[bool]:
+    """Whether each sample did not leave its start: its loss fell by less than ``stall_loss ·
+    |f0|`` or no element of ``x`` moved by ``stall_move`` or more (see :class:`OptimConfig`).
+    A sample whose losses are not finite counts as stalled when it did not move."""
+    moved = (x.detach().float().flatten(1) - x0.detach().float().flatten(1).to(x.device)).abs().amax(1).cpu()
+    f0, f = f0.double().cpu(), f.double().cpu()
+    decreased = (f0 - f) >= config.stall_loss * f0.abs()  # NaN compares false
+    return [bool(v) for v in (~decreased | (moved < config.stall_move))]
 
 
 def minimize(
@@ -164,10 +231,14 @@ def minimize(
     if config.method == "lbfgs":
         from archbench.optimizers.lbfgs import lbfgs
 
-        return lbfgs(objective, x0, config, progress)
-    from archbench.optimizers.adam import adam
+        result = lbfgs(objective, x0, config, progress)
+    else:
+        from archbench.optimizers.adam import adam
 
-    return adam(objective, x0, config, progress)
+        result = adam(objective, x0, config, progress)
+    if result.initial_loss is not None:
+        result.stalled = stalled_flags(x0, result.x, result.initial_loss, result.final_loss, config)
+    return result
 
 
 def _concat_results(parts: list[OptimResult]) -> OptimResult:
@@ -186,6 +257,8 @@ def _concat_results(parts: list[OptimResult]) -> OptimResult:
         evaluations=[e for p in parts for e in p.evaluations],
         failed=[f for p in parts for f in p.failed],
         settings=_merge_settings([p.settings for p in parts]),
+        initial_loss=None if any(p.initial_loss is None for p in parts) else torch.cat([p.initial_loss for p in parts]),
+        stalled=[s for p in parts for s in p.stalled] if all(p.stalled for p in parts) else [],
     )
 
 

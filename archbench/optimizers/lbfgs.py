@@ -35,9 +35,17 @@ Step acceptance (``OptimConfig.line_search``)
     can never increase the loss. ``"none"``: every finite trial is accepted (the tutorial's
     ``torch.optim.LBFGS()`` behaviour).
 
+Scale-free stopping (``OptimConfig.scale_free``, the default)
+    Each sample runs on its loss divided by ``c = |g(x0)|_1``, the ℓ1 norm of its gradient at the
+    start, so that the first step (``lr`` in ℓ1 along ``-g``), the curvature threshold and the
+    stopping tests mean the same at every scale of the objective (see
+    :class:`~archbench.optimizers.base.OptimConfig`). Traces and final losses are reported
+    unscaled.
+
 Stopping and failure
-    A sample stops when its gradient's max-abs is ``<= tolerance_grad``, its loss changes by less
-    than ``tolerance_change`` (relative) or its step's max-abs is ``<= tolerance_change``. A sample
+    A sample stops when its gradient's max-abs is ``<= tolerance_grad`` times its max-abs at the
+    start (absolute ``tolerance_grad`` without ``scale_free``), its loss changes by less than
+    ``tolerance_change`` (relative) or its step's max-abs is ``<= tolerance_change``. A sample
     whose trial loss or gradient is non-finite is frozen at its last accepted (finite) iterate and
     reported as failed with ``"non-finite loss at iteration k"`` (``k = 0``: the starting point).
 
@@ -49,7 +57,7 @@ from __future__ import annotations
 
 import torch
 
-from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback
+from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback, start_scale
 from archbench.optimizers.runtime import Evaluator
 
 #: Armijo sufficient-decrease constant
@@ -156,6 +164,14 @@ def lbfgs(
     f, g = ev.loss_and_grad(x)
     finite = torch.isfinite(f) & torch.isfinite(g).all(1)
     g = torch.where(finite[:, None], g, 0.0)
+    f_start = f.clone()
+    # scale-free: every sample runs on f / c (c = |g(x0)|_1); thresholds then mean the same at any scale
+    scale = start_scale(g, finite, "l1") if config.scale_free else torch.ones_like(f)
+    f_raw = f  # the loss in the objective's own units (what traces report)
+    f = f / scale
+    g = g / scale[:, None]
+    if config.scale_free:
+        tol_grad = tol_grad * g.abs().amax(1)  # relative to the start's largest gradient component
     fail_iter = torch.where(finite, -1, 0)
     active = finite & (g.abs().amax(1) > tol_grad)
 
@@ -179,7 +195,9 @@ def lbfgs(
     for k in range(1, N + 1):
         step = torch.where(active, t, 0.0)
         xt = torch.addcmul(x, step[:, None], d)
-        ft, gt = ev.loss_and_grad(xt)
+        ft_raw, gt = ev.loss_and_grad(xt)
+        ft = ft_raw / scale
+        gt = gt / scale[:, None]
         n_eval += active
         ok = torch.isfinite(ft) & torch.isfinite(gt).all(1)
         fail_iter = torch.where(active & ~ok, k, fail_iter)
@@ -200,6 +218,7 @@ def lbfgs(
         f_old = f
         x = torch.where(acc[:, None], xt, x)
         f = torch.where(acc, ft, f)
+        f_raw = torch.where(acc, ft_raw, f_raw)
         g = torch.where(acc[:, None], gt, g)
         n_acc += acc
 
@@ -251,7 +270,7 @@ def lbfgs(
         )
         active = active & ~converged & ~stalled
 
-        trace[:, k - 1] = f
+        trace[:, k - 1] = f_raw
         ran = k
         if progress is not None:
             progress(k * B, N * B)
@@ -263,7 +282,7 @@ def lbfgs(
     return OptimResult(
         x=x_out,
         loss_trace=trace[:, :ran].cpu(),
-        final_loss=f.cpu(),
+        final_loss=f_raw.cpu(),
         iterations=n_iter.cpu().tolist(),
         evaluations=n_eval.cpu().tolist(),
         failed=[None if k < 0 else f"non-finite loss at iteration {k}" for k in fail_at],
@@ -273,5 +292,8 @@ def lbfgs(
             "line_search": config.line_search,
             "iterations_run": ran,
             "accepted_steps": n_acc.cpu().tolist(),
+            "scale_free": config.scale_free,
+            "loss_scale": scale.cpu().tolist(),
         },
+        initial_loss=f_start.cpu(),
     )

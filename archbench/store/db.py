@@ -18,12 +18,13 @@ fact in one place:
 
 ``results`` -- one row per (run, layer): status, error, final loss, iterations, evaluations,
 seconds, device, loss trace (JSON), image paths (JSON), ``extra`` (JSON: the task's provenance,
-e.g. layer weights); the index ``results_summary`` holds each result's position, status, final
-loss and device, so that reports read those without touching the rows that carry the traces;
-``scores`` -- one row per (run, layer, metric) with the value (NULL where it
-could not be computed); ``suite_runs`` -- (suite, run key) membership; ``suites`` -- each suite's
-resolved definition (JSON) and reference; ``leases`` -- which sweep is running which job (see
-below); ``meta`` -- the schema version.
+e.g. layer weights), ``stalled`` (1: the optimisation did not leave its start, 0: it did, NULL:
+nothing was optimised or not recorded; :attr:`archbench.results.Result.stalled`); the index
+``results_summary`` holds each result's position, status, final loss and device, so that reports
+read those without touching the rows that carry the traces; ``scores`` -- one row per (run, layer,
+metric) with the value (NULL where it could not be computed); ``suite_runs`` -- (suite, run key)
+membership; ``suites`` -- each suite's resolved definition (JSON) and reference; ``leases`` --
+which sweep is running which job (see below); ``meta`` -- the schema version.
 
 Everything written is read back: :meth:`ResultStore.outcome` rebuilds a run's
 :class:`~archbench.results.RunOutcome` with its :class:`~archbench.results.Result` s.
@@ -125,6 +126,7 @@ CREATE TABLE IF NOT EXISTS results (
     loss_trace TEXT NOT NULL,
     paths TEXT NOT NULL,
     extra TEXT NOT NULL,
+    stalled INTEGER,
     PRIMARY KEY (run_key, layer)
 );
 CREATE INDEX IF NOT EXISTS results_summary ON results(run_key, layer, position, status, final_loss, device);
@@ -216,6 +218,18 @@ RUN_TABLE = (
     ("versions", "versions"),
 )
 
+#: columns of ``results`` in the order ``put`` writes them
+RESULT_COLUMNS = (
+    "run_key", "layer", "position", "status", "error", "final_loss", "iterations", "evaluations", "seconds",
+    "device", "loss_trace", "paths", "extra", "stalled",
+)
+INSERT_RESULT = f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' for _ in RESULT_COLUMNS)})"
+
+
+def flag(v: bool | None) -> int | None:
+    """A flag as the store keeps it: 1, 0 or NULL."""
+    return None if v is None else int(bool(v))
+
 
 def finite(v: Any) -> float | None:
     """``v`` as a finite float, else None (what the store keeps of NaN and infinities)."""
@@ -265,6 +279,7 @@ class StoredResult(HasConfig):
     evaluations: int = 0
     seconds: float = 0.0
     device: str = ""
+    stalled: bool | None = None
 
 
 class ResultStore:
@@ -279,6 +294,7 @@ class ResultStore:
         if self.path is not None and self.path.exists() and self.path.is_dir():
             raise ConfigError(f"store {str(self.path)!r} is a folder; give a database file such as {self.path / 'results.db'}")
         self._conn: sqlite3.Connection | None = None
+        self._stalled_column = True  # set when the schema is opened
 
     @property
     def exists(self) -> bool:
@@ -338,13 +354,19 @@ class ResultStore:
         if version not in (None, SCHEMA_VERSION):
             raise ConfigError(f"store {name} has schema version {version}; this archbench reads {SCHEMA_VERSION}")
         have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
-        if version == SCHEMA_VERSION and {"runs", "results", "scores", "suite_runs", "suites", "leases"} <= have:
+        self._stalled_column = "stalled" in {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        if (version == SCHEMA_VERSION and {"runs", "results", "scores", "suite_runs", "suites", "leases"} <= have
+                and self._stalled_column):
             return  # nothing to create: a read-only store can be read
         try:
             with self.transaction() as c:
                 for statement in statements(SCHEMA):
                     c.execute(statement)
                 c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                # a store written by a pre-release schema 2 (before the ``stalled`` column): add it
+                if "stalled" not in {row[1] for row in c.execute("PRAGMA table_info(results)")}:
+                    c.execute("ALTER TABLE results ADD COLUMN stalled INTEGER")
+            self._stalled_column = True
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc).lower() or "runs" not in have:
                 raise
@@ -534,11 +556,11 @@ class ResultStore:
                 c.execute("DELETE FROM scores WHERE run_key = ?", (config.key,))
                 for position, r in enumerate(results):
                     c.execute(
-                        "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        INSERT_RESULT,
                         (
                             config.key, r.layer, position, r.status, r.error, finite(r.final_loss), r.iterations,
                             r.evaluations, r.seconds, r.device, json.dumps([finite(v) for v in r.loss_trace]),
-                            json.dumps(self._relpaths(r.paths)), json.dumps(r.extra, default=str),
+                            json.dumps(self._relpaths(r.paths)), json.dumps(r.extra, default=str), flag(r.stalled),
                         ),
                     )
                     c.executemany(
@@ -648,10 +670,12 @@ class ResultStore:
         if not include_failed:
             where += (" AND " if where else " WHERE ") + "runs.status = 'done'"
         trace_col = "results.loss_trace" if traces else "'[]'"
+        opened = self.conn is not None  # opening checks whether ``stalled`` exists
+        stalled_col = "results.stalled" if opened and self._stalled_column else "NULL"  # NULL: a read-only pre-release store
         q = (
             "SELECT runs.key, runs.config, results.layer, results.status, results.error, results.final_loss, "
             f"{trace_col}, results.paths, results.extra, results.iterations, results.evaluations, results.seconds, "
-            f"results.device FROM runs JOIN results ON results.run_key = runs.key{where} "
+            f"results.device, {stalled_col} FROM runs JOIN results ON results.run_key = runs.key{where} "
             "ORDER BY runs.rowid, results.position"
         )
         scores: dict[tuple[str, str], dict[str, float | None]] = {}
@@ -670,7 +694,7 @@ class ResultStore:
                     metrics=scores.get((r[0], r[2]), {}), final_loss=r[5],
                     loss_trace=[v for v in json.loads(r[6]) if v is not None], paths=json.loads(r[7]),
                     extra=json.loads(r[8]), iterations=r[9] or 0, evaluations=r[10] or 0, seconds=r[11] or 0.0,
-                    device=r[12] or "",
+                    device=r[12] or "", stalled=None if r[13] is None else bool(r[13]),
                 )
             )
         return out
@@ -757,7 +781,7 @@ class ResultStore:
                 config=r.config, layer=r.layer, final_loss=r.final_loss, metrics=r.metrics, iterations=r.iterations,
                 evaluations=r.evaluations, seconds=r.seconds, device=r.device, status=r.status, error=r.error,
                 loss_trace=r.loss_trace, extra=r.extra, paths={k: str(self.resolve_path(p)) for k, p in r.paths.items()},
-                versions=run.versions,
+                versions=run.versions, stalled=r.stalled,
             )
             for r in self.results(keys=[key], include_failed=True)
         ]

@@ -12,7 +12,8 @@ did not record the ``gram`` metric's judge. The migration, in one transaction:
   key is that configuration's key, and ``provenance["migrated_from"]`` keeps the schema-1 key,
   suite and settings;
 * copies every per-layer result (with its ``extra``), every score and every suite membership
-  under the new key, and the suites' definitions as they are.
+  under the new key, and the suites' definitions as they are; ``stalled`` is NULL (schema 1 did
+  not record it).
 
 Nothing is dropped: a configuration the migration cannot express exactly keeps the job's own
 values (a ``maximize`` job keeps its image, a style job its ``content`` option), so its key
@@ -85,7 +86,7 @@ def backup(store: ResultStore) -> None:
 
 def migrate_v1(store: ResultStore) -> int:
     """Migrate ``store`` (schema 1) to schema 2 in place; returns the number of runs migrated."""
-    from archbench.store.db import SCHEMA, SCHEMA_VERSION, statements
+    from archbench.store.db import INSERT_RESULT, SCHEMA, SCHEMA_VERSION, statements
 
     try:
         backup(store)
@@ -129,9 +130,9 @@ def migrate_v1(store: ResultStore) -> int:
                 "FROM v1_results WHERE job_key = ?", (key,)
             ).fetchall():
                 c.execute(
-                    "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    INSERT_RESULT,
                     (new_key[key], layer, order.get(layer, len(order)), l_status, l_error, final_loss, iterations,
-                     evaluations, l_seconds, device, trace, paths, extra),
+                     evaluations, l_seconds, device, trace, paths, extra, None),  # stalled: not recorded
                 )
         for job_key, layer, metric, value in c.execute("SELECT job_key, layer, metric, value FROM v1_scores").fetchall():
             if job_key in new_key:

@@ -84,6 +84,9 @@ class TaskOutput:
             outputs, such as the diversity between channels' images); the runner puts them
             into ``Result.metrics`` as they are, beside (and instead of) registered metrics of
             the same name. Register the names as metrics for their direction and description.
+        stalled: whether the optimisation did not leave its start (its loss fell by less than
+            0.1 % or no pixel moved by one 8-bit level: :class:`~archbench.optimizers.OptimConfig`);
+            None for outputs that optimise nothing (e.g. the proxies task).
     """
 
     image: str
@@ -99,6 +102,7 @@ class TaskOutput:
     failed: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    stalled: bool | None = None
 
 
 def outputs_from_optim(
@@ -128,6 +132,7 @@ def outputs_from_optim(
             seconds=seconds,
             failed=res.failed[b] if res.failed else None,
             extra=extra[b],
+            stalled=res.stalled[b] if res.stalled else None,
         )
         for b, src in enumerate(images)
     ]

@@ -60,6 +60,7 @@ from archbench.metrics.maximize import (
     relative_activation,
     total_variation,
 )
+from archbench.optimizers.base import stalled_flags
 from archbench.tasks.base import NO_IMAGE, Progress, Task, TaskJob, TaskOutput, register_task
 
 log = logging.getLogger(__name__)
@@ -569,6 +570,8 @@ class Maximize(Task):
                 achieved = objective.activation(images)
                 at_start = objective.activation(starts)
                 final_loss = objective(images).cpu()
+                start_loss = objective(starts).cpu()
+            stalled = stalled_flags(starts, images, start_loss, final_loss, job.optim)
             rel = relative_activation(achieved, mean[ch], std[ch], floor).cpu()
             rel_start = relative_activation(at_start, mean[ch], std[ch], floor).cpu()
             tvs = total_variation(images).cpu()
@@ -620,6 +623,7 @@ class Maximize(Task):
                             "channels": channels,
                         },
                         scores=scores,
+                        stalled=stalled[b],
                     )
                 )
             log.info(

@@ -24,6 +24,8 @@ The final :class:`TaskOutput` of each problem has the full size and:
   ``scores``: the last phase's;
 * ``failed``: ``None``, or the first failure as ``"phase p/N: reason"`` (later phases still run
   from the failed phase's last finite iterate);
+* ``stalled``: true when every phase stalled (the result never left its start), None when a
+  phase did not say;
 * ``extra``: the last phase's, plus ``extra["phases"]``: one record per phase with ``phase``,
   ``size``, ``iterations``, ``evaluations``, ``final_loss``, ``seconds``, ``failed`` and
   ``trace_start`` (index in ``loss_trace`` where the phase's trace begins).
@@ -163,8 +165,10 @@ def _combine(outs: list[TaskOutput], sizes: list[int]) -> TaskOutput:
         if out.failed and failed is None:
             failed = f"phase {p}/{n}: {out.failed}"
     last = outs[-1]
+    stalls = [o.stalled for o in outs]
     return dataclasses.replace(
         last,
+        stalled=None if any(v is None for v in stalls) else all(stalls),
         start=outs[0].start,
         loss_trace=trace,
         iterations=sum(o.iterations for o in outs),
