@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from archbench.architectures import create_arch
+from archbench.errors import ConfigError
 from archbench.metrics import get_metric
 from archbench.optimizers import OptimConfig
 from archbench.runner import run_task
@@ -92,3 +93,19 @@ def test_results_files_carry_the_stalled_flag(tmp_path):
     assert row["stalled"] == "0"
     (line,) = (tmp_path / "results.jsonl").read_text().splitlines()
     assert json.loads(line)["stalled"] is False
+
+
+def test_levels_pick_the_first_tap_of_each_stride_level():
+    task = get_task("reconstruct")
+    vgg, resnet = create_arch("vgg11"), create_arch("resnet18")
+    assert task.layers(vgg, task.parse_options({"levels": [2, 3, 4]})) == ["pool2", "pool3", "pool4"]
+    assert task.layers(resnet, task.parse_options({"levels": "3,2"})) == ["layer2", "pool"]
+    alexnet = create_arch("alexnet")
+    with pytest.raises(ConfigError, match="no spatial tap at stride level 1; its levels: 2, 3, 4, 5"):
+        task.layers(alexnet, task.parse_options({"levels": [1, 2]}))
+    for bad in ({"levels": [-1]}, {"levels": "two"}, {"levels": []}, {"levels": [2], "layers": ["pool1"]}):
+        with pytest.raises(ConfigError):
+            task.parse_options(bad)
+    results = run_task("vgg11", "reconstruct", ["astronaut"], size=32, iterations=2, device="cpu",
+                       options={"levels": [1, 2]}).results
+    assert [(r.layer, r.extra["level"]) for r in results] == [("pool1", 1), ("pool2", 2)]

@@ -9,6 +9,14 @@ it); ``paper`` is the paper's 1/(2·N_l·M_l) with ω_l from the automatic pre-p
 mean absolute input gradient of the layer's loss at the white-noise start); ``none`` is the raw
 squared distance. The Mahendran–Vedaldi priors (TV^β, α-norm) are off by default, as in the paper.
 Every layer is its own reconstruction; problems that share a layer are optimised as one batch.
+
+Layers are chosen by name (``layers``) or by stride level (``levels``): ``levels = [2, 3, 4]``
+reconstructs from the first spatial tap of each of those levels
+(:meth:`~archbench.architectures.base.TappedNetwork.taps_at_level`: the output at 1/4, 1/8 and
+1/16 of the input), whatever the architecture calls it, so that architectures are compared at
+equal depth. Results are labelled with the tap's name and record the level in ``extra["level"]``;
+a leaderboard's mean over a run's layers is then a multi-level score (the mean over those
+levels), in which a network's later stages count as much as its first.
 """
 
 from __future__ import annotations
@@ -60,12 +68,54 @@ def auto_layer_weight(net: TappedNetwork, layer: str, x0: torch.Tensor, target: 
     return 1.0 / grad.abs().flatten(1).mean(1).clamp_min(1e-30)
 
 
+def parse_levels(value: object) -> list[int]:
+    """``levels`` as a list of distinct stride levels (integers >= 0, order kept): accepts a list,
+    a tuple, one integer or ``"2,3,4"``."""
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
+    out: list[int] = []
+    for item in items:
+        text = item.strip() if isinstance(item, str) else item
+        try:
+            level = int(text) if not isinstance(text, bool | float) else None
+        except (TypeError, ValueError):
+            level = None
+        if level is None or level < 0:
+            raise ConfigError(f"levels must be stride levels (integers >= 0), e.g. [2, 3, 4]; got {value!r}")
+        if level not in out:
+            out.append(level)
+    if not out:
+        raise ConfigError("levels is empty; give stride levels, e.g. [2, 3, 4]")
+    return out
+
+
+def taps_for_levels(net: TappedNetwork, levels: list[int]) -> list[str]:
+    """The first spatial tap of each stride level in ``levels`` (see :class:`ReconstructOptions`).
+
+    Raises:
+        ConfigError: ``net`` has no spatial tap at one of the levels (the message lists its levels).
+    """
+    names = []
+    for level in levels:
+        taps = net.taps_at_level(level)
+        if not taps:
+            have = sorted({t.level for t in net.taps if t.spatial})
+            arch = net.provenance.spec or type(net).__name__
+            raise ConfigError(
+                f"{arch} has no spatial tap at stride level {level}; its levels: {', '.join(map(str, have))}"
+            )
+        names.append(taps[0].name)
+    return names
+
+
 @dataclass
 class ReconstructOptions:
     """Options of the reconstruction task.
 
     Attributes:
         layers: taps to reconstruct from, each separately (default: pool1 ... pool5 for VGG).
+        levels: instead of ``layers``, stride levels: the first spatial tap of each level (output
+            at 1/2**level of the input), e.g. ``[2, 3, 4]``; an architecture without a tap at one
+            of them is refused.
         normalize: feature-loss normalisation: relative (default), paper, none.
         tv_weight: weight λ_TV of the TV^β prior (0 = off, the paper's setting).
         tv_beta: β of the TV prior (2 = squared differences).
@@ -74,6 +124,7 @@ class ReconstructOptions:
     """
 
     layers: list[str] | None = None
+    levels: list[int] | None = None
     normalize: str = "relative"
     tv_weight: float = 0.0
     tv_beta: float = 2.0
@@ -83,6 +134,10 @@ class ReconstructOptions:
     def __post_init__(self) -> None:
         if isinstance(self.layers, str):
             self.layers = [s for s in self.layers.split(",") if s]
+        if self.levels is not None:
+            self.levels = parse_levels(self.levels)
+            if self.layers:
+                raise ConfigError("give layers or levels, not both")
         if self.normalize not in FEATURE_NORMS:
             raise ConfigError(f"unknown normalize={self.normalize!r}; valid: {', '.join(FEATURE_NORMS)}")
         for name in ("tv_weight", "alpha_weight"):
@@ -124,7 +179,7 @@ class Reconstruct(Task):
     Options = ReconstructOptions
 
     def layers(self, net: TappedNetwork, opts: ReconstructOptions) -> list[str]:
-        layers = opts.layers or default_layers(net)
+        layers = taps_for_levels(net, opts.levels) if opts.levels else (opts.layers or default_layers(net))
         if not layers:
             taps = ", ".join(t.name for t in net.taps) or "none"
             raise ConfigError(f"the network has no downsampled layer to reconstruct by default; pass --layer (layers: {taps})")
@@ -173,6 +228,7 @@ class Reconstruct(Task):
                 res, job.images, layer, starts,
                 references=[{"target": targets[b]} for b in range(len(job.images))],
                 seconds=seconds,
-                extra=[{"layer_weight": float(weights[b]), "normalize": opts.normalize} for b in range(len(job.images))],
+                extra=[{"layer_weight": float(weights[b]), "normalize": opts.normalize, "level": net.tap(layer).level}
+                       for b in range(len(job.images))],
             )
         return outputs
