@@ -40,6 +40,14 @@ BUILTIN: dict[str, MetricInfo] = {
         MetricInfo("diversity", True),
         MetricInfo("diversity_pixel", True),
         MetricInfo("tv", False),
+        # training-free proxies (archbench.metrics.proxies): higher = predicted better
+        MetricInfo("synflow", True),
+        MetricInfo("snip", True),
+        MetricInfo("grad_norm", True),
+        MetricInfo("naswot", True),
+        MetricInfo("jacob_cov", True),
+        MetricInfo("params", True),
+        MetricInfo("flops", True),
     )
 }
 

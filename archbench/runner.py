@@ -159,6 +159,7 @@ class Batch:
             optim=OptimConfig(method=first.optimizer, iterations=first.iterations, history=first.history),
             options=first.task_options(),
             device=torch.device(first.device),
+            metrics=tuple(first.metrics),
         )
         validate_phases(task, net, job)  # task.validate at every phase's size
         if first.judge:

@@ -317,6 +317,24 @@ def test_seed_reproduces(init):
     assert not torch.equal(a["stages.conv3_1.0.weight"], c["stages.conv3_1.0.weight"])
 
 
+def test_native_keeps_the_constructors_own_init_seeded_and_leaves_the_global_rng_alone():
+    import torchvision
+
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a = create_arch("tv:resnet18", init="native", seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = create_arch("tv:resnet18", init="native", seed=5)
+    c = create_arch("tv:resnet18", init="native", seed=6)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not torch.equal(a.model.conv1.weight, c.model.conv1.weight)
+    torch.manual_seed(5)  # torchvision's own scheme: kaiming-normal fan-out convolutions
+    ref = torchvision.models.resnet18()
+    assert torch.equal(a.model.conv1.weight, ref.conv1.weight) and torch.equal(a.model.fc.weight, ref.fc.weight)
+    with pytest.raises(ConfigError):
+        create_arch("vgg11(fc=false)", init="native:1")
+
+
 def test_kaiming_is_framework_default_bound():
     conv = create_arch("vgg11(fc=false)", init="kaiming").stages["conv3_1"][0]
     fan_in = conv.weight[0].numel()

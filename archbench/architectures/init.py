@@ -5,6 +5,11 @@
 * ``gaussian:SIGMA`` -- i.i.d. N(0, SIGMA) conv and linear weights, zero biases (paper: 0.015);
   ``gaussian:SIGMA:bias=B`` also draws biases from N(0, B).
 * ``kaiming`` -- the framework's default initialisation (``reset_parameters``), seeded.
+* ``native`` -- the architecture's own initialisation, exactly as its constructor leaves it
+  (torchvision's and timm's model-specific schemes: e.g. kaiming-normal fan-out convolutions and
+  N(0, 0.01) classifiers for torchvision ResNets/VGGs; PyTorch's layer defaults for the built-in
+  networks), drawn with the seed (:func:`~archbench.architectures.registry.create_arch` builds every
+  network under a forked, seeded global RNG). Normalisation layers keep their constructor values.
 * ``orthogonal`` -- orthogonal conv/linear weights (gain sqrt(2) for ReLU), zero biases.
 * ``uniform`` -- Glorot (Xavier) uniform conv/linear weights, zero biases (Ustyuzhaninov et al.).
 * ``pretrained`` -- trained weights found offline (see ``archbench weights status``); never downloads.
@@ -24,7 +29,7 @@ from torch import nn
 from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError, WeightsError
 
-INIT_SCHEMES = ("gaussian:SIGMA", "kaiming", "orthogonal", "uniform", "pretrained", "checkpoint:PATH")
+INIT_SCHEMES = ("gaussian:SIGMA", "kaiming", "native", "orthogonal", "uniform", "pretrained", "checkpoint:PATH")
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 
 
@@ -72,7 +77,7 @@ def validate_init(init: str) -> None:
             if key != "bias":
                 raise ConfigError(f"unknown option {extra!r} in init {init!r}; valid: bias=SIGMA")
             _parse_float(value, "bias sigma")
-    elif scheme in ("kaiming", "orthogonal", "uniform", "pretrained"):
+    elif scheme in ("kaiming", "native", "orthogonal", "uniform", "pretrained"):
         if arg:
             raise ConfigError(f"init {scheme!r} takes no argument, got {init!r}")
     elif scheme == "checkpoint":
@@ -119,6 +124,10 @@ def initialize(net: TappedNetwork, init: str, seed: int = 0) -> TappedNetwork:
                 bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
                 nn.init.uniform_(m.bias, -bound, bound, generator=gen)
         _reset_norms(net)
+    elif scheme == "native":
+        if arg:
+            raise ConfigError(f"init 'native' takes no argument, got {init!r}")
+        # the constructor's weights, drawn under the seed by create_arch: nothing to do
     elif scheme == "orthogonal":
         for m in _weighted_modules(net):
             nn.init.orthogonal_(m.weight, gain=math.sqrt(2.0), generator=gen)

@@ -219,7 +219,7 @@ def create_arch(
     Args:
         spec: architecture spec (see module docstring), e.g. ``"vgg19"``, ``"vgg19(pool=max)"``.
         init: weight initialisation (see :mod:`archbench.architectures.init`), e.g.
-            ``"gaussian:0.015"``, ``"kaiming"``, ``"pretrained"``, ``"checkpoint:PATH"``.
+            ``"gaussian:0.015"``, ``"kaiming"``, ``"native"``, ``"pretrained"``, ``"checkpoint:PATH"``.
         seed: seed of the random initialisation; the same seed reproduces the weights exactly.
         device: where the network lives.
 
@@ -228,7 +228,11 @@ def create_arch(
     """
     from archbench.architectures.init import initialize
 
-    net = build_arch(spec)
+    # whatever the constructor draws (the ``native`` init; parameters an init leaves alone) comes
+    # from the seed, without touching the caller's global RNG state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = build_arch(spec)
     initialize(net, init, seed)
     net.provenance.spec = spec
     net.provenance.init = init

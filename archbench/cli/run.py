@@ -72,13 +72,13 @@ def results_table(results, title: str) -> Table:
 @app.command()
 def run(
     arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture spec: vgg19, vgg19(pool=max), variants vgg19(act=elu,down=stride,width=0.5,depth=2) (act: relu, leaky-relu[:SLOPE], elu, selu, gelu, tanh; down: avg, max, stride), alexnet, resnet18, champandard2016, tv:NAME, timm:NAME, file.py:factory (see `archbench list archs`).")] = "vgg19",
-    task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct, texture, style, maximize (see `archbench list tasks`).")] = "reconstruct",
+    task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct, texture, style, maximize, proxies (see `archbench list tasks`).")] = "reconstruct",
     layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help="Layer(s) to use, repeatable or comma-separated. reconstruct: each separately (default pool1..pool5 for VGG); texture: Gram layers, cumulative sets (default conv1_1..conv5_1); maximize: each separately.")] = None,
     image: Annotated[list[str] | None, typer.Option("--image", "-i", help="Built-in image name, file or folder; repeatable. Default: astronaut.")] = None,
     size: Annotated[int | None, typer.Option(help="Image side in px. Default: 256 on GPU (paper), 128 on CPU.")] = None,
     iters: Annotated[int | None, typer.Option("--iters", help="Optimiser iterations per problem. Default: 500 on GPU (paper), 100 on CPU.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights and the white-noise start.")] = 0,
-    init: Annotated[str, typer.Option(help="Weights: gaussian:SIGMA, kaiming, orthogonal, uniform, pretrained, checkpoint:PATH.")] = "gaussian:0.015",
+    init: Annotated[str, typer.Option(help="Weights: gaussian:SIGMA, kaiming, native (the architecture's own init), orthogonal, uniform, pretrained, checkpoint:PATH.")] = "gaussian:0.015",
     device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu, cuda.")] = "auto",
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for images and results.csv/results.jsonl.")] = Path("archbench-out"),
     metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", help="Metrics, comma-separated, e.g. ssim,psnr,lpips,gram,spectrum,color-swd (default: the task's; see `archbench list metrics`).")] = None,
@@ -125,15 +125,18 @@ def run(
     plan = prepare(configs, batch_images=len(configs))  # networks built, every input checked: nothing runs yet
     check_output_dir(out, "--out")  # a file, /proc, read-only: fail now, not after the optimisation
     first = configs[0]
+    from archbench.tasks import get_task
+
+    budget = f"{first.iterations} iterations, {first.optimizer}" if get_task(task).optimizes else "no optimisation"
     console.print(
         f"[bold]{escape(task)}[/] on [bold]{escape(first.arch)}[/] ({escape(first.init)}, seed {seed}): {first.size} px, "
-        f"{first.iterations} iterations, {escape(first.optimizer)}, on {escape(first.device)}"
+        f"{escape(budget)}, on {escape(first.device)}"
         + (f", gram judge {escape(first.judge)}" if first.judge else "")
         + ("" if first.device.startswith("cuda") else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
         highlight=False, soft_wrap=True,
     )
     with progress_bar() as bar:
-        bar_task = bar.add_task("optimising", total=None)
+        bar_task = bar.add_task("optimising" if get_task(task).optimizes else "computing", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(bar_task, completed=done, total=total)

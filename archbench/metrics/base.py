@@ -60,7 +60,7 @@ def _load_builtin_metrics() -> None:
     """Import the modules of the built-in metrics (they register themselves); torch comes with them."""
     import importlib
 
-    for module in ("ssim", "gram", "maximize", "lpips", "texture"):
+    for module in ("ssim", "gram", "maximize", "lpips", "texture", "proxies"):
         importlib.import_module(f"archbench.metrics.{module}")
 
 

@@ -9,5 +9,6 @@ from archbench.tasks.base import TASKS, Task, TaskJob, TaskOutput, get_task, lis
 from archbench.tasks import reconstruct  # noqa: E402,F401
 from archbench.tasks import texture, style  # noqa: E402,F401
 from archbench.tasks import maximize  # noqa: E402,F401
+from archbench.tasks import proxies  # noqa: E402,F401
 
 __all__ = ["TASKS", "Task", "TaskJob", "TaskOutput", "get_task", "list_tasks", "register_task"]

@@ -43,6 +43,8 @@ class TaskJob:
         start: ``None`` (the task's own start: white noise, the content image, ...) or, per output
             ``(image label, layer label)``, the ``(3, size, size)`` image to start from instead
             (set by the coarse-to-fine phase loop; read it with :meth:`start_batch`).
+        metrics: the metrics the run will report (its configuration's); a task that computes
+            scores itself may compute only these (empty: all it can).
     """
 
     images: list[str]
@@ -52,6 +54,7 @@ class TaskJob:
     options: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     start: dict[tuple[str, str], torch.Tensor] | None = None
+    metrics: tuple[str, ...] = ()
 
     def start_batch(self, images: list[str], layer: str, default: torch.Tensor) -> torch.Tensor:
         """The starts of the outputs ``(images[b], layer)``: ``default`` ``(B, 3, H, W)`` when no
@@ -150,6 +153,8 @@ class Task:
     fixed_optimizer: ClassVar[str | None] = None
     #: False for tasks that start from noise and read no image (one run, image label ``noise``)
     takes_images: ClassVar[bool] = True
+    #: False for tasks that optimise nothing (``proxies``): iterations and optimiser do not apply
+    optimizes: ClassVar[bool] = True
     #: an option that names the task's main image instead of ``--image`` (style: ``content``);
     #: :func:`archbench.config.resolve` moves it into the configuration's image
     image_option: ClassVar[str | None] = None
