@@ -72,15 +72,28 @@ def proxy_weights(module: nn.Module) -> list[torch.Tensor]:
     return out
 
 
+#: elements per chunk of :func:`abs_dot` (bounds its temporaries to a few MB for any layer)
+CHUNK = 1 << 20
+
+
+def abs_dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Σ |a ⊙ b| accumulated in float64, chunk by chunk (no full-size temporaries: VGG's first
+    classifier layer has 103 M weights)."""
+    a, b = a.detach().reshape(-1), b.detach().reshape(-1)
+    total = 0.0
+    for i in range(0, a.numel(), CHUNK):
+        total += float(torch.dot(a[i : i + CHUNK].abs().double(), b[i : i + CHUNK].abs().double()))
+    return total
+
+
 def grad_norm(grads: Sequence[torch.Tensor | None]) -> float:
     """Σ over weight tensors of the Frobenius norm of the gradient (a missing gradient counts 0)."""
-    return float(sum(g.double().norm() for g in grads if g is not None) or 0.0)
+    return sum(math.sqrt(abs_dot(g, g)) for g in grads if g is not None)
 
 
 def snip(weights: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> float:
     """Σ over weight tensors of Σ |W ⊙ ∂L/∂W| (a missing gradient counts 0)."""
-    return float(sum((w.detach().double() * g.double()).abs().sum() for w, g in zip(weights, grads, strict=True)
-                     if g is not None) or 0.0)
+    return sum(abs_dot(w, g) for w, g in zip(weights, grads, strict=True) if g is not None)
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -212,11 +225,12 @@ def _synflow_state(module: nn.Module, scale: float) -> Iterator[list[torch.Tenso
                     continue
                 q = replaced.get(id(p))
                 if q is None:
-                    value = p.detach().double().abs() * (scale if name == "bias" else 1.0)
-                    if bn and name == "weight":
-                        value = torch.ones_like(value)
-                    elif bn and name == "bias":
-                        value = torch.zeros_like(value)
+                    if bn and name in ("weight", "bias"):
+                        value = torch.full(p.shape, 1.0 if name == "weight" else 0.0, dtype=torch.float64, device=p.device)
+                    else:
+                        value = p.detach().to(torch.float64, copy=True).abs_()  # in place: no second copy
+                        if name == "bias":
+                            value.mul_(scale)
                     q = replaced[id(p)] = nn.Parameter(value, requires_grad=id(p) in weight_index)
                     if id(p) in weight_index:
                         new_weights[weight_index[id(p)]] = q
@@ -276,10 +290,12 @@ def _synflow_at(module: nn.Module, shape: Sequence[int], device: torch.device | 
             return out
         seed = torch.tensor(2.0**e_out, dtype=torch.float64, device=R.device)
         grads = torch.autograd.grad(R, weights, grad_outputs=seed, allow_unused=True)
+        del R
         used = [(w.detach(), g) for w, g in zip(weights, grads, strict=True) if g is not None]
+        del grads
         out.grads_finite = all(bool(torch.isfinite(g).all()) for _, g in used)
         out.underflowed = sum(1 for w, g in used if float(w.max()) > 0 and float(g.abs().max()) < SYNFLOW_TINY)
-        out.score = float(sum((w * g).abs().sum() for w, g in used) or 0.0)
+        out.score = sum(abs_dot(w, g) for w, g in used)
     return out
 
 

@@ -194,7 +194,7 @@ def proxy_network(net: TappedNetwork, size: int, classes: int = DEFAULT_CLASSES,
     for p in head.parameters():
         p.requires_grad_(False)
     pooled = "global average pool of " if out.ndim > 2 else ""
-    return HeadNetwork(features, tap, head), {
+    return HeadNetwork(features, tap, head).train(False), {
         "classifier": f"random linear head on the {pooled}{where} ({channels} -> {classes})",
         "classes": classes,
         "head_init": scheme,
