@@ -148,8 +148,10 @@ REGRESSIONS = {
     "fewer iterations": ("iterations = 15", "iterations = 10"),
     # the automatic layer weights of texture synthesis broken: every Gram layer weighted 1
     "broken layer weights": ("options = { cumulative = false, layers", 'options = { weighting = "none", cumulative = false, layers'),
-    # the relative feature loss replaced by the raw distance: L-BFGS stalls on tiny random features
-    "raw reconstruction loss": ('options = { layers = ["pool1", "pool2"] }', 'options = { layers = ["pool1", "pool2"], normalize = "none" }'),
+    # L-BFGS's history cut to one curvature pair (measured: 4 scores worse, 3 better beyond tolerance).
+    # (The raw reconstruction distance, normalize = "none", is no regression any more: it differs from
+    # the relative loss by a constant per image, and the optimisers' stopping rule is scale-free.)
+    "history of one pair": ("iterations = 15", "iterations = 15\nhistory = 1"),
 }
 
 

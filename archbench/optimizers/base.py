@@ -67,7 +67,8 @@ class OptimConfig:
         scale_free: run every sample on its objective divided by a per-sample constant fixed at the
             start (see "Scale-free stopping" below), so that multiplying an objective by any
             positive constant changes nothing but the reported loss values. True by default;
-            False gives the absolute thresholds of ``torch.optim.LBFGS`` (archbench before 0.2).
+            False gives the absolute thresholds of ``torch.optim.LBFGS`` (archbench's behaviour
+            before issue 18).
         stall_loss, stall_move: thresholds of the ``stalled`` flag (see below): a sample stalled
             when its loss fell by less than ``stall_loss`` times its loss at the start, or when no
             pixel moved by ``stall_move`` (one 8-bit grey level, 1/255) or more.
