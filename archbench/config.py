@@ -36,8 +36,9 @@ from typing import Any
 from archbench.errors import ConfigError
 from archbench.limits import MAX_SIZE, MAX_SIZE_ENV, max_size  # noqa: F401  (documented limits)
 
-#: bump when the meaning of a configuration changes (every key changes with it)
-CONFIG_FORMAT = 2
+#: bump when the meaning of a configuration changes (every key changes with it); 3: the
+#: optimisers' scale-free stopping rule (results of format 2 came from the absolute one)
+CONFIG_FORMAT = 3
 KEY_LENGTH = 20
 
 
