@@ -226,6 +226,24 @@ RESULT_COLUMNS = (
 INSERT_RESULT = f"INSERT INTO results ({', '.join(RESULT_COLUMNS)}) VALUES ({', '.join('?' for _ in RESULT_COLUMNS)})"
 
 
+def _set_wal(conn: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Put the database in WAL mode. Switching takes a lock SQLite does not wait for (no busy
+    handler): when several processes open a new store at once, one of them gets "database is
+    locked" at once, so try again for up to ``patience`` seconds. A read-only file keeps its mode."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if "readonly" in text:
+                return
+            if "locked" not in text or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def flag(v: bool | None) -> int | None:
     """A flag as the store keeps it: 1, 0 or NULL."""
     return None if v is None else int(bool(v))
@@ -322,11 +340,7 @@ class ResultStore:
             conn = sqlite3.connect(name, timeout=60.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 60000")
             if self.path is not None:
-                try:
-                    conn.execute("PRAGMA journal_mode = WAL")
-                except sqlite3.OperationalError as exc:  # a read-only file keeps its journal mode
-                    if "readonly" not in str(exc).lower():
-                        raise
+                _set_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             self._conn = conn
             self._open_schema(name)
