@@ -31,6 +31,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,20 @@ def execute(
         free_memory()
 
 
+@contextmanager
+def _memory_error(doing: str, advice: str) -> Iterator[None]:
+    """Turn running out of memory while ``doing`` into one :class:`ResourceError` line."""
+    try:
+        yield
+    except ArchbenchError:
+        raise
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        free_memory()
+        raise ResourceError(f"out of memory {doing} ({failure_reason(exc)}); try {advice}") from None
+
+
 @dataclass
 class Plan:
     """Validated batches with their networks, ready to run (see :func:`prepare`)."""
@@ -334,20 +349,10 @@ class Plan:
         for batch, build_seconds in zip(self.batches, self.build_seconds, strict=True):
             yield Started(batch.configs)
             started, t0 = time.time(), time.perf_counter()
-            try:
+            first = batch.configs[0]
+            with _memory_error(f"running {first.task} on {first.arch} at {first.size} px with {len(batch.configs)} "
+                               f"image(s) on {first.device}", "a smaller --size or fewer images"):
                 results = batch.run(out_dir, progress)
-            except ArchbenchError:
-                raise
-            except Exception as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                free_memory()
-                first = batch.configs[0]
-                raise ResourceError(
-                    f"out of memory running {first.task} on {first.arch} at {first.size} px with "
-                    f"{len(batch.configs)} image(s) on {first.device} ({failure_reason(exc)}); try a smaller --size "
-                    "or fewer images"
-                ) from None
             seconds = (time.perf_counter() - t0) / len(batch.configs)
             provenance = {**_network_provenance(batch.net), "batch": len(batch.configs)}
             for k, c in enumerate(batch.configs):
@@ -365,24 +370,15 @@ def prepare(configs: Sequence[RunConfig], *, net: TappedNetwork | None = None, b
     plan = Plan()
     for group in group_by_network(configs):
         t0 = time.perf_counter()
-        try:
-            group_net = net if net is not None else build_network(group[0])
+        first = group[0]
+        with _memory_error(f"preparing {first.task} on {first.arch} at {first.size} px on {first.device}",
+                           "a smaller --size or architecture"):
+            group_net = net if net is not None else build_network(first)
             build_seconds = time.perf_counter() - t0
             for batch in batches(group, batch_images):
                 plan.batches.append(Batch.prepare(batch, group_net))
                 plan.build_seconds.append(build_seconds)
                 build_seconds = 0.0
-        except ArchbenchError:
-            raise
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            free_memory()
-            first = group[0]
-            raise ResourceError(
-                f"out of memory preparing {first.task} on {first.arch} at {first.size} px on {first.device} "
-                f"({failure_reason(exc)}); try a smaller --size or architecture"
-            ) from None
     return plan
 
 
