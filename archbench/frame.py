@@ -13,6 +13,9 @@ One row per stored score -- a (run, layer, metric) -- in a tidy (long) layout::
                   judge for a judged metric (``gram@trained-vgg16``) -- scores of different judges
                   are different quantities
     value         the score (NaN where it could not be computed)
+    stalled       whether the result (run, layer) did not leave its start (nullable boolean: True,
+                  False, or missing where nothing was optimised or the store did not record it;
+                  :attr:`archbench.results.Result.stalled`), repeated on each of its metrics
     <pkg>_version the versions of the packages that produced the run (``archbench_version``,
                   ``torch_version``, ...), unless ``versions=False``
 
@@ -58,7 +61,7 @@ FINAL_LOSS = "final_loss"
 IDENTITY = ("key", "arch", "init", "seed", "task", "options", "image", "image_source", "size", "iterations",
             "optimizer", "history", "device", "judge")
 #: per-row columns after the identity
-ROW = ("layer", "position", "metric", "scored_metric", "value")
+ROW = ("layer", "position", "metric", "scored_metric", "value", "stalled")
 _INTS = ("seed", "size", "iterations", "history")
 
 
@@ -147,8 +150,15 @@ class _Codes:
         return pd.Categorical.from_codes(remap[codes] if len(codes) else codes.astype(np.int32), categories=names)
 
 
+def _stalled_array(flags: np.ndarray) -> pd.arrays.BooleanArray:
+    """A nullable boolean array of stall flags stored as 1.0 / 0.0 / NaN (not recorded)."""
+    missing = np.isnan(flags)
+    return pd.arrays.BooleanArray(np.where(missing, 0.0, flags).astype(bool), missing)
+
+
 def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_loss: bool) -> dict[str, Any]:
-    """The score rows as arrays: run rowid, layer, position, metric, value (strings as codes)."""
+    """The score rows as arrays: run rowid, layer, position, metric, value, stalled (strings as
+    codes; stalled as 1.0 / 0.0 / NaN)."""
     layers, metrics = _Codes(), _Codes()
     rowids, layer_codes, metric_codes, values = [], [], [], []
     with gc_paused():
@@ -161,30 +171,34 @@ def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_los
             del rows, rid, layer, metric, value
         results = db.result_table(suite, keys, include_failed)
         if results:
-            r_rid, r_layer, r_pos, r_loss, r_device = zip(*results, strict=True)
+            r_rid, r_layer, r_pos, r_loss, r_device, r_stalled = zip(*results, strict=True)
         else:
-            r_rid = r_layer = r_pos = r_loss = r_device = ()
+            r_rid = r_layer = r_pos = r_loss = r_device = r_stalled = ()
         del results
     devices = sorted({d for d in set(r_device) if d})
     r_rowid = np.array(r_rid, dtype=np.int64)
     r_layer_codes = layers(r_layer) if len(r_layer) else np.zeros(0, np.int32)
     r_position = np.nan_to_num(np.array(r_pos, dtype=float), nan=-1).astype(np.int64)
+    r_stall = np.array(r_stalled, dtype=float)  # None (not recorded) -> NaN
 
     def join(parts: list[np.ndarray], dtype: type) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
     rowid, layer_c = join(rowids, np.int64), join(layer_codes, np.int32)
     metric_c, value = join(metric_codes, np.int32), join(values, np.float64)
-    # each score's position: the position of its result (run, layer)
+    # each score's position and stall flag: those of its result (run, layer)
     width = max(len(layers.table), 1)
     r_key = r_rowid * width + r_layer_codes
     order = np.argsort(r_key, kind="stable")
     found = np.searchsorted(r_key[order], rowid * width + layer_c)
     found = np.minimum(found, max(len(order) - 1, 0))
     if len(order):
-        position = np.where(r_key[order][found] == rowid * width + layer_c, r_position[order][found], -1)
+        hit = r_key[order][found] == rowid * width + layer_c
+        position = np.where(hit, r_position[order][found], -1)
+        stalled = np.where(hit, r_stall[order][found], np.nan)
     else:
         position = np.full(len(rowid), -1, dtype=np.int64)
+        stalled = np.full(len(rowid), np.nan)
     if final_loss and len(r_rowid):
         code = metrics([FINAL_LOSS])[0]
         rowid = np.concatenate([rowid, r_rowid])
@@ -192,12 +206,14 @@ def _scores_arrays(db: ResultStore, suite, keys, include_failed: bool, final_los
         position = np.concatenate([position, r_position])
         metric_c = np.concatenate([metric_c, np.full(len(r_rowid), code, dtype=np.int32)])
         value = np.concatenate([value, np.array(r_loss, dtype=float)])
+        stalled = np.concatenate([stalled, r_stall])
     return {
         "rowid": rowid,
         "layer": layers.categorical(layer_c),
         "position": position,
         "metric": metrics.categorical(metric_c),
         "value": value,
+        "stalled": stalled,
         "devices": devices,
     }
 
@@ -268,6 +284,7 @@ def load_tables(
     frame.insert(len(IDENTITY) + include_failed + 2, "metric", scores["metric"][order])
     frame.insert(len(IDENTITY) + include_failed + 3, "scored_metric", scored_metric_column(frame["metric"], frame["judge"]))
     frame.insert(len(IDENTITY) + include_failed + 4, "value", scores["value"][order])
+    frame.insert(len(IDENTITY) + include_failed + 5, "stalled", _stalled_array(scores["stalled"][order]))
     frame.attrs["version_columns"] = dict(version_columns)
     return ResultTables(runs=runs, scores=frame, devices=scores["devices"])
 
@@ -328,9 +345,10 @@ def frame_from_results(results: Iterable[StoredResult]) -> pd.DataFrame:
         c = r.config
         ident = (c.key, c.arch, c.init, c.seed, c.task, json.dumps(c.task_options(), sort_keys=True, separators=(",", ":")),
                  c.image_label, c.image, c.size, c.iterations, c.optimizer, c.history, c.device, c.judge)
+        stall = np.nan if r.stalled is None else float(r.stalled)
         for m, v in r.metrics.items():
-            rows.append((*ident, r.layer, 0, m, np.nan if v is None else float(v)))
-    cols = [*IDENTITY, "layer", "position", "metric", "value"]
+            rows.append((*ident, r.layer, 0, m, np.nan if v is None else float(v), stall))
+    cols = [*IDENTITY, "layer", "position", "metric", "value", "stalled"]
     frame = pd.DataFrame.from_records(rows, columns=cols)
     # positions: the order of the results as given (one result per run and layer)
     if len(frame):
@@ -338,7 +356,9 @@ def frame_from_results(results: Iterable[StoredResult]) -> pd.DataFrame:
     for name in cols:
         if name in _INTS or name == "position":
             frame[name] = frame[name].astype(np.int64)
-        elif name != "value":
+        elif name == "stalled":
+            frame[name] = _stalled_array(frame[name].to_numpy(dtype=float))
+        elif name not in ("value", "stalled"):
             frame[name] = _category(frame[name].tolist())
     frame["scored_metric"] = scored_metric_column(frame["metric"], frame["judge"])
     return frame[[*IDENTITY, *ROW]]

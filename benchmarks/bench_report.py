@@ -9,10 +9,10 @@ memory is its own:
 * ``archbench report --format csv|md|html|json`` (the CLI, start-up included);
 * ``archbench correlate --truth imagenet`` (the CLI);
 * the regression check: ``archbench check`` re-expands its suite before comparing, which a
-  synthetic store cannot do, so the check is timed through its library entry points --
-  ``compare(baseline, score_entries(store.results(suite=...)))`` as ``archbench check`` calls them
-  today -- and, beside it, through the DataFrame (``score_means(load_results(...))``, the port
-  issue 14 will make);
+  synthetic store cannot do, so the check is timed through its library entry points as
+  ``archbench check`` calls them (``compare(load_baseline(...), current_means(store, keys))``,
+  the means from the DataFrame: ``check-frame``; the earlier path through ``ResultStore.results``
+  is gone since issue 15's merge, and with it ``check-current``);
 * ``archbench.load_results`` and ``archbench export --format csv|parquet``.
 
 The synthetic store: the 26 torchvision CNNs of the ``accuracy`` suite (so that ``correlate``
@@ -21,7 +21,9 @@ image) pairs as it takes to reach ``--jobs``. Reconstruction jobs have 5 layers 
 ``pool5``) scored by ``ssim``, ``psnr`` and ``lpips-alex``; texture jobs 5 cumulative layer sets
 (``conv1_1`` ... ``conv1_1..conv5_1``) scored by ``gram`` (trained-VGG16 judge), ``spectrum`` and
 ``color-swd``. Values are an architecture effect plus seed, image and noise terms; loss traces have
-``--iterations + 1`` values (the suite's length); 0.5 % of the jobs fail with a reason; output
+``--iterations + 1`` values (the suite's length); every result records the stall flag and one in
+:data:`STALL_EVERY` stalled (store format 2; a format-1 store, without flags, is rebuilt); 0.5 % of
+the jobs fail with a reason; output
 paths point at a few small PNG files beside the store, so the HTML report embeds real images.
 
 Usage::
@@ -73,6 +75,8 @@ TASKS = {
     },
 }
 FAIL_EVERY = 200  # 0.5 % of the jobs fail
+STALL_EVERY = 50  # 2 % of the results stalled (every result records the flag)
+STORE_FORMAT = 2  # 1: before the stall flags
 N_PNG = 16
 
 
@@ -99,7 +103,7 @@ def build_store(path: Path, jobs: int, iterations: int) -> dict:
     from archbench.store import ResultStore
 
     p = plan(jobs)
-    params = {**p, "iterations": iterations, "format": 1}
+    params = {**p, "iterations": iterations, "format": STORE_FORMAT}
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
@@ -148,7 +152,8 @@ def build_store(path: Path, jobs: int, iterations: int) -> dict:
                                 results.append(Result(config, layer, float(trace[-1]), values, iterations=iterations,
                                                       evaluations=iterations + 3, seconds=0.5, device="cpu",
                                                       loss_trace=[float(v) for v in trace], paths=paths,
-                                                      extra={"layer_weight": 1.0}, versions=versions))
+                                                      extra={"layer_weight": 1.0}, versions=versions,
+                                                      stalled=(written * len(spec["layers"]) + li) % STALL_EVERY == 0))
                             outcome = RunOutcome(config, "done", None, results, 1.0, 2.0, 1.0, 0.1,
                                                  {"network": "synthetic"})
                         store.put(outcome, SUITE)
@@ -203,20 +208,11 @@ def measure(what: str, store: str, out: str) -> dict:
 
         df = archbench.load_results(store, SUITE)
         info = {"rows": len(df), "frame_mb": round(df.memory_usage(deep=True).sum() / 2**20, 1)}
-    elif what == "check-current":
-        from archbench.report.check import compare, load_baseline, score_entries
-        from archbench.store import ResultStore
-
-        with ResultStore(store) as db:
-            current = score_entries(db.results(suite=SUITE))
-        rep = compare(load_baseline(out), current)
-        info = {"scores_compared": len(rep.rows), "passed": rep.passed}
     elif what == "check-frame":
-        from archbench.frame import load_results, score_means
-        from archbench.report.check import compare, load_baseline
+        from archbench.report.baseline import load_baseline
+        from archbench.report.check import compare, current_means
 
-        means = score_means(load_results(store, SUITE, final_loss=True, versions=False))
-        rep = compare(load_baseline(out), means.to_dict("records"))
+        rep = compare(load_baseline(out), current_means(store, None))
         info = {"scores_compared": len(rep.rows), "passed": rep.passed}
     else:
         raise SystemExit(f"unknown measurement {what!r}")
@@ -247,12 +243,12 @@ def write_baseline(store: Path, path: Path) -> None:
     """A baseline of the store's scores (the entries ``archbench baseline save`` writes), built
     through the DataFrame; saved with check's own writer."""
     from archbench.frame import load_results, score_means
-    from archbench.report.check import BASELINE_FORMAT, DEFAULT_TOLERANCES, save_baseline
+    from archbench.report.baseline import BASELINE_FORMAT, save_baseline
+    from archbench.report.noise import Noise, tolerance
 
     means = score_means(load_results(store, SUITE, final_loss=True, versions=False))
-    save_baseline({"format": BASELINE_FORMAT, "suite": SUITE, "suite_ref": SUITE,
-                   "tolerances": {k: v.to_json() for k, v in DEFAULT_TOLERANCES.items()},
-                   "entries": means.to_dict("records")}, path)
+    entries = [{**e, "tolerance": tolerance(e["metric"], e["mean"], Noise())} for e in means.to_dict("records")]
+    save_baseline({"format": BASELINE_FORMAT, "suite": SUITE, "suite_ref": SUITE, "entries": entries}, path)
 
 
 def machine() -> dict:
@@ -269,7 +265,7 @@ def machine() -> dict:
             "versions": package_versions()}
 
 
-TARGETS = {"report-csv": 10.0, "report-md": 10.0, "report-html": 30.0, "check-current": 10.0, "check-frame": 10.0}
+TARGETS = {"report-csv": 10.0, "report-md": 10.0, "report-html": 30.0, "check-frame": 10.0}
 MEMORY_TARGET_MB = 1024.0
 
 
@@ -290,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     store = args.store or Path(tempfile.gettempdir()) / "archbench-bench" / f"report-{args.jobs}.db"
-    wanted = {**plan(args.jobs), "iterations": args.iterations, "format": 1}
+    wanted = {**plan(args.jobs), "iterations": args.iterations, "format": STORE_FORMAT}
     build: dict = {"reused": True}
     if args.rebuild or store_params(store) != wanted:
         print(f"building a store of {args.jobs} jobs at {store} ...", file=sys.stderr, flush=True)
@@ -313,7 +309,6 @@ def main(argv: list[str] | None = None) -> None:
         ("report-json", work / "report.json"),
         ("report-html", work / "report.html"),
         ("check-frame", baseline),
-        ("check-current", baseline),
         ("correlate", work / "correlate.md"),
         ("export-csv", work / "export.csv"),
         ("export-parquet", work / "export.parquet"),
@@ -347,9 +342,8 @@ def main(argv: list[str] | None = None) -> None:
         "note": ("a shared machine: other processes (other engineers' test runs) may have been running during the "
                  "measurements; see the load averages. Times are wall-clock seconds of a fresh process (interpreter "
                  "start and imports included: what a user waits); peak_rss_mb is that process's maximum resident "
-                 "memory. check-current times archbench check's library path as it is today "
-                 "(ResultStore.results -> score_entries -> compare); check-frame the same comparison from "
-                 "archbench.load_results (score_means)."),
+                 "memory. check-frame times archbench check's library path (current_means from archbench.load_results, "
+                 "then compare). correlate includes the leave-one-family-out cross-validation (2000 resamples)."),
         "store": {"path": str(store), "bytes": store.stat().st_size, **counts, **build, "parameters": wanted},
         "targets": {"seconds": TARGETS, "peak_rss_mb": MEMORY_TARGET_MB},
         "results": results,

@@ -243,6 +243,13 @@ def test_level_scores_each_architecture_at_equal_depth():
     assert row.channels_spearman == pytest.approx(spearmanr([128, 64, 64, 24], truth).statistic)
     # the all-layer row of the same data differs: mean over each architecture's own layers
     assert correlate(lb, ImagenetTruth()).row("reconstruct", "ssim").layer == "all"
+    # levels: the all-layer row and one row per level, candidates of the selection where they cover
+    # the same architectures (tv:mobilenet_v2 has no stored level-3 layer)
+    both = correlate(lb, ImagenetTruth(), levels=[2, 3], cv_boot=0)
+    assert [(r.layer, r.n) for r in both.rows if r.kind == "visualisation"] == [("all", 4), ("level 2", 4), ("level 3", 3)]
+    assert both.row("reconstruct", "ssim").layer == "all" and both.selection[0].candidates == 2
+    assert list(both.cv_left_out) == ["reconstruct/ssim/level 3@kaiming"]
+    assert "tv:mobilenet_v2" in both.cv_left_out["reconstruct/ssim/level 3@kaiming"]
     # texture layer sets count at the level of their last tap
     sets = [obs("vgg11", 0, "x", 0.5, metric="gram", task="texture", layer="conv1_1"),
             obs("vgg11", 0, "x", 0.4, metric="gram", task="texture", layer="conv1_1..conv2_1"),
@@ -251,8 +258,8 @@ def test_level_scores_each_architecture_at_equal_depth():
             obs("resnet18", 0, "x", 0.2, metric="gram", task="texture", layer="stem..layer1")]
     row = correlate(build_leaderboard(sets), ImagenetTruth(), level=2).row("texture", "gram")
     assert {p.arch: p.score for p in row.points} == {"vgg11": 0.3, "resnet18": 0.2}
-    # a level no architecture reaches gives no task row (only the overall rank)
-    assert [r.task for r in correlate(lb, ImagenetTruth(), level=9).rows] == ["overall"]
+    # a level no architecture reaches gives no task row (only the overall rank and the size baselines)
+    assert [r.kind for r in correlate(lb, ImagenetTruth(), level=9).rows] == ["overall", "size", "size"]
 
 
 def test_rows_with_too_few_architectures_have_no_statistics():

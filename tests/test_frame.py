@@ -167,12 +167,14 @@ def test_ci_reports_are_unchanged_in_content(ci_db, tmp_path):
     with ResultStore(ci_db) as store:
         lb = leaderboard_from_store(store, suite="ci")
         reports = {fmt: render(lb, fmt, store) for fmt in ("csv", "md", "json", "html")}
-    # CSV: same rows; numbers equal to 1e-9 relative
+    # CSV: same rows; numbers equal to 1e-9 relative; the stall count is a new last column, empty
+    # here (the store predates the flag)
     old = list(csv.reader(io.StringIO((EXPECTED / "report.csv").read_text())))
     new = list(csv.reader(io.StringIO(reports["csv"])))
-    assert len(old) == len(new) and old[0] == new[0]
+    assert len(old) == len(new) and new[0] == [*old[0], "stalled"]
     for a, b in zip(old, new, strict=True):
-        assert all(_same_cells(x, y) for x, y in zip(a, b, strict=True)), (a, b)
+        assert all(_same_cells(x, y) for x, y in zip(a, b[:-1], strict=True)), (a, b)
+    assert {row[-1] for row in new[1:]} == {""}
     # Markdown: identical but for the generation time (every number is printed to 3-4 digits)
     assert _without_generated(reports["md"]) == _without_generated((EXPECTED / "report.md").read_text())
     # JSON: the same boards, entries and overall ranks
@@ -180,6 +182,10 @@ def test_ci_reports_are_unchanged_in_content(ci_db, tmp_path):
     for k in ("title", "suite", "reference", "devices", "failures", "versions"):
         assert old_j[k] == new_j[k], k
     assert {k: new_j["jobs"][k] for k in old_j["jobs"]} == old_j["jobs"]  # (the count of jobs not run is new)
+    assert new_j["stalled"] is None  # new: the stall counts, None where nothing recorded the flag
+    for b in new_j["boards"]:
+        assert b.pop("stalled") is None and {e.pop("stalled") for e in b["entries"]} == {None}
+    assert {o.pop("stalled") for o in new_j["overall"]} == {None}
     assert _close(old_j["boards"], new_j["boards"]) and _close(old_j["overall"], new_j["overall"])
     # HTML: every table cell (text and sort key) as before
     old_t, new_t = _tables((EXPECTED / "report.html").read_text()), _tables(reports["html"])
@@ -190,23 +196,58 @@ def test_ci_reports_are_unchanged_in_content(ci_db, tmp_path):
             assert all(_same_cells(x, y) for x, y in zip(ra, rb, strict=True)), (tid, ra, rb)
 
 
+def _md_sections(text: str) -> list[str]:
+    """The per-architecture sections of a correlation report (``## task / metric (init)`` ... up to
+    the next heading), Markdown escapes removed."""
+    parts = re.split(r"\n(?=#+ )", _unescape_md(text))
+    return [p.strip() for p in parts if re.match(r"#+ \S+ / ", p)]
+
+
 def test_ci_correlation_is_unchanged_in_content(ci_db, tmp_path):
+    """Since issue 18 the correlation carries more (a kind, stall counts, size rows of their own,
+    the best baseline, the comparator, a cross-validated selection): every number it had before
+    is still there, the same."""
+    news = {}
     for fmt in ("md", "csv", "json", "points"):
         out = tmp_path / f"c.{fmt}"
-        r = run_cli("correlate", "--store", str(ci_db), "--suite", "ci", "--format", fmt, "--out", str(out))
+        r = run_cli("correlate", "--store", str(ci_db), "--suite", "ci", "--format", fmt, "--out", str(out),
+                    "--cv-boot", "50")
         assert r.returncode == 0, r.stderr
-        old, new = (EXPECTED / f"correlate.{fmt}").read_text(), out.read_text()
-        if fmt == "json":
-            assert _close(json.loads(old), json.loads(new))
-        elif fmt == "md":  # the one Markdown escaper now escapes underscores too: same rendered text
-            assert _unescape_md(new) == old
-        else:
-            assert new == old
+        news[fmt] = out.read_text()
+    # csv: the old columns first, the old rows with the same cells; new rows are the size baselines
+    old = list(csv.DictReader(io.StringIO((EXPECTED / "correlate.csv").read_text())))
+    table, _, selection = news["csv"].partition("\n\n")
+    new = list(csv.DictReader(io.StringIO(table)))
+    assert list(new[0])[: len(old[0])] == list(old[0])
+    scores = [r for r in new if r["kind"] != "size"]
+    assert [r["kind"] for r in new if r not in scores] == ["size", "size"]
+    assert len(scores) == len(old)
+    for a, b in zip(old, scores, strict=True):
+        assert all(_same_cells(a[k], b[k]) for k in a), (a, b)
+    assert selection.startswith("procedure,candidates,")
+    # json: the old keys of every old row with the same values
+    old_j, new_j = json.loads((EXPECTED / "correlate.json").read_text()), json.loads(news["json"])
+    new_rows = [r for r in new_j["rows"] if r["kind"] != "size"]
+    for a, b in zip(old_j["rows"], new_rows, strict=True):
+        old_points = a.pop("points")
+        points = [{k: q[k] for k in p} for p, q in zip(old_points, b["points"], strict=True)]
+        assert _close(a, {k: b[k] for k in a}) and _close(old_points, points)
+        assert all(q["stalled"] is None for q in b["points"])
+    assert {k: new_j[k] for k in old_j if k != "rows"} == {k: old_j[k] for k in old_j if k != "rows"}
+    # points: the old columns of the old rows unchanged
+    old_p = list(csv.reader(io.StringIO((EXPECTED / "correlate.points").read_text())))
+    new_p = list(csv.reader(io.StringIO(news["points"])))
+    assert [r[: len(old_p[0])] for r in new_p[: len(old_p)]] == old_p
+    # md: every per-architecture table as before
+    assert set(_md_sections((EXPECTED / "correlate.md").read_text())) <= set(_md_sections(news["md"]))
     out = tmp_path / "t.md"
     r = run_cli("report", "--store", str(ci_db), "--suite", "ci", "--truth", "imagenet", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert _without_generated(_unescape_md(out.read_text())) == _without_generated(
-        _unescape_md((EXPECTED / "report-truth.md").read_text()))
+    old_md, new_md = (EXPECTED / "report-truth.md").read_text(), out.read_text()
+    head = old_md.index("## Does the score predict")
+    assert _without_generated(_unescape_md(new_md[: new_md.index("## Does the score predict")])) == _without_generated(
+        _unescape_md(old_md[:head]))
+    assert set(_md_sections(old_md[head:])) <= set(_md_sections(new_md))
 
 
 def _close(a, b) -> bool:
@@ -380,3 +421,51 @@ def test_one_number_formatter_and_markdown_escaper():
     assert number(0.0004, "p2") == "4.0e-04" and number(0.0123, "p2") == "0.012"
     assert number(0.1, "r") == "0.1" and number(3, "r") == "3" and number(0.5, "+.2f") == "+0.50"
     assert md_escape("a|b_c*d\n<i>") == "a\\|b\\_c\\*d &lt;i&gt;"
+
+
+# ---------------------------------------------------------------------------------------------
+# stalled results
+
+
+def test_stalled_results_are_counted_per_entry_board_and_unit_in_every_format(tmp_path):
+    """Two archs x two images x two layers; vgg13's pool2 stalls on one image. The flag reaches the
+    frame (each metric row of a result), the entries (per layer and over layers), the overall
+    table and every report format."""
+    from archbench.results import Result, RunOutcome
+    from archbench.sweep import expand_jobs, load_suite
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "s"\nreference = "vgg11"\nseeds = [0]\nimages = ["astronaut", "chelsea"]\nsize = 32\n'
+                     'iterations = 3\ndevice = "cpu"\narchs = ["vgg11", "vgg13"]\n[[task]]\nname = "reconstruct"\n'
+                     'options = { layers = ["pool1", "pool2"] }\n')
+    store = ResultStore(tmp_path / "r.db")
+    for k, job in enumerate(expand_jobs(load_suite(suite), "cpu")):
+        results = []
+        for pos, layer in enumerate(("pool1", "pool2")):
+            r = Result(job, layer, 0.1, {"ssim": 0.5 + 0.1 * k + 0.01 * pos, "psnr": 20.0 + k}, iterations=3,
+                       evaluations=4, seconds=0.01, loss_trace=[1.0, 0.5])
+            r.stalled = job.arch == "vgg13" and job.image_label == "chelsea" and layer == "pool2"
+            results.append(r)
+        store.put(RunOutcome(job, "done", None, results, 1.0, 2.0, 1.0), suite="s")
+    df = archbench.load_results(store, suite="s")
+    assert str(df["stalled"].dtype) == "boolean" and int(df["stalled"].sum()) == 2  # ssim and psnr rows
+    lb = leaderboard_from_store(store, suite="s")
+    assert lb.stalled == {"stalled": 1, "flagged": 8, "results": 8}
+    board = lb.board("reconstruct", "ssim")
+    assert {e.unit: e.stalled for e in board.entries} == {"vgg11": 0, "vgg13": 1} and board.stalled == 1
+    assert {e.unit: e.stalled for e in lb.board("reconstruct", "ssim", "pool1").entries} == {"vgg11": 0, "vgg13": 0}
+    assert {o.unit: o.stalled for o in lb.overall} == {"vgg11": 0, "vgg13": 1}
+    rows = list(csv.DictReader(io.StringIO(render(lb, "csv"))))
+    assert {(r["section"], r["layer"], r["unit"], r["metric"]): r["stalled"] for r in rows}[
+        ("board", "all", "vgg13", "ssim")] == "1"
+    assert {r["unit"]: r["stalled"] for r in rows if r["section"] == "overall"} == {"vgg11": "0", "vgg13": "1"}
+    md = render(lb, "md")
+    assert "1 of 8 results that recorded the flag" in md and "| rank | architecture | mean rank | tables | stalled |" in md
+    assert "mean over layers; 1 stalled results" in md
+    data = json.loads(render(lb, "json"))
+    assert data["stalled"] == {"stalled": 1, "flagged": 8, "results": 8}
+    assert [b["stalled"] for b in data["boards"] if b["layer"] == "all"] == [1, 1]
+    tables = _tables(render(lb, "html", store))
+    overall = {r[3]: r[-1] for r in tables["overall"]}
+    assert overall == {"vgg11": "0", "vgg13": "1"}
+    store.close()

@@ -120,8 +120,10 @@ def test_a_pre_release_schema_2_store_gets_the_stalled_column(tmp_path):
     path = tmp_path / "r.db"
     with ResultStore(path) as created:
         created.count()  # creates it
-    conn = sqlite3.connect(path)  # as written before the column existed
+    conn = sqlite3.connect(path)  # as written before the column existed, with the index of then
+    conn.execute("DROP INDEX results_summary")
     conn.execute("ALTER TABLE results DROP COLUMN stalled")
+    conn.execute("CREATE INDEX results_summary ON results(run_key, layer, position, status, final_loss, device)")
     conn.commit()
     conn.close()
     store = ResultStore(path)
@@ -130,6 +132,39 @@ def test_a_pre_release_schema_2_store_gets_the_stalled_column(tmp_path):
     outcome.results[0].stalled = True
     store.put(outcome)
     assert store.results()[0].stalled is True
+    # the summary index now holds the flag, so reports read it without the rows that carry traces
+    index = [r[2] for r in store.conn.execute("PRAGMA index_info(results_summary)")]
+    assert index == ["run_key", "layer", "position", "status", "final_loss", "device", "stalled"]
+    plan = " ".join(str(r) for r in store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT runs.rowid, results.layer, results.position, results.final_loss, results.device, "
+        "results.stalled FROM runs CROSS JOIN results INDEXED BY results_summary ON results.run_key = runs.key"))
+    assert "COVERING INDEX results_summary" in plan
+
+
+def test_a_read_only_store_of_before_the_flag_is_still_read(tmp_path, monkeypatch):
+    import contextlib
+
+    import archbench
+
+    path = tmp_path / "r.db"
+    with ResultStore(path) as created:
+        created.put(fake_outcome(expand_jobs(load_suite(suite_file(tmp_path)), "cpu")[0]))
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX results_summary")
+    conn.execute("ALTER TABLE results DROP COLUMN stalled")
+    conn.execute("CREATE INDEX results_summary ON results(run_key, layer, position, status, final_loss, device)")
+    conn.commit()
+    conn.close()
+
+
+    @contextlib.contextmanager
+    def read_only(self):  # what a read-only file answers (root could write through file modes)
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+        yield
+
+    monkeypatch.setattr(ResultStore, "transaction", read_only)
+    df = archbench.load_results(path)
+    assert len(df) == 2 and df["stalled"].isna().all() and set(df["metric"]) == {"ssim", "psnr"}
 
 
 @pytest.mark.slow

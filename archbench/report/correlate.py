@@ -40,6 +40,7 @@ Statistics, per (task, metric, init) over the architectures that have a truth va
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import math
 import warnings
@@ -396,6 +397,26 @@ class Point:
     params: float | None = None
     gflops: float | None = None
     channels: int | None = None
+    #: results behind the score that stalled (did not leave their start); None: not recorded
+    stalled: int | None = None
+
+
+#: kinds of rows: scores of a visualisation task, training-free proxies (the ``proxies`` task),
+#: the trained model's size from torchvision's metadata, and the leaderboard's overall rank
+KINDS = ("visualisation", "proxy", "size", "overall")
+
+#: the task name of the rows of the trained model's size (``params``, ``GFLOPs``)
+SIZE_TASK = "torchvision"
+
+#: the score every row and selection is compared with by default (NASWOT at each network's own init)
+DEFAULT_COMPARATOR = "proxies/naswot@native"
+
+
+def row_label(task: str, metric: str, layer: str, init: str) -> str:
+    """``task/metric[/layer]@init``: ``reconstruct/ssim/level 3@kaiming``, ``proxies/naswot@native``
+    (the layer is left out when it is ``all``); a size row is ``torchvision/params``."""
+    name = f"{task}/{metric}" + ("" if layer in (ALL_LAYERS, "") else f"/{layer}")
+    return name + (f"@{init}" if init else "")
 
 
 @dataclass
@@ -422,7 +443,25 @@ class CorrelationRow:
     minus_gflops: float | None = None
     minus_gflops_ci_low: float | None = None
     minus_gflops_ci_high: float | None = None
+    kind: str = "visualisation"
+    #: results behind the row's scores that stalled; None when none recorded the flag
+    stalled: int | None = None
+    #: the best baseline (proxy or size row, not this one) over the same architectures, its ρ, and
+    #: ρ − ρ best with a paired bootstrap interval
+    best_baseline: str | None = None
+    best_baseline_spearman: float | None = None
+    minus_best: float | None = None
+    minus_best_ci_low: float | None = None
+    minus_best_ci_high: float | None = None
+    #: ρ − ρ comparator (NASWOT by default) over the same architectures, paired bootstrap interval
+    minus_comparator: float | None = None
+    minus_comparator_ci_low: float | None = None
+    minus_comparator_ci_high: float | None = None
     points: list[Point] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return row_label(self.task, self.metric, self.layer, self.init)
 
 
 @dataclass
@@ -435,6 +474,14 @@ class Correlation:
     rows: list[CorrelationRow]
     unmatched: dict[str, str]
     truth_label: str = "value"
+    #: the comparator's label (``proxies/naswot@native``) when it is among the rows
+    comparator: str | None = None
+    #: choices from the data, evaluated by leave-one-family-out cross-validation
+    selection: list[Any] = field(default_factory=list)  # archbench.report.selection.SelectionRow
+    #: the architectures of the cross-validation and their families
+    families: dict[str, str] = field(default_factory=dict)
+    #: rows left out of the cross-validation's pools, with the reason
+    cv_left_out: dict[str, str] = field(default_factory=dict)
 
     def row(self, task: str, metric: str, init: str | None = None) -> CorrelationRow | None:
         """The first row of ``task`` and ``metric`` (of ``init`` when given)."""
@@ -450,8 +497,12 @@ class Correlation:
             "truth_description": self.truth_description,
             "truth_label": self.truth_label,
             "suite": self.suite,
-            "rows": [asdict(r) for r in self.rows],
+            "rows": [asdict(r) | {"label": r.label} for r in self.rows],
             "unmatched": self.unmatched,
+            "comparator": self.comparator,
+            "selection": [asdict(r) for r in self.selection],
+            "families": self.families,
+            "cv_left_out": self.cv_left_out,
         }
 
 
@@ -463,7 +514,8 @@ def _baseline(points: list[Point], attr: str) -> float | None:
     return spearman(a[:, 0], a[:, 1])
 
 
-def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], seed: int, layer: str) -> CorrelationRow:
+def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], seed: int, layer: str,
+         kind: str = "visualisation") -> CorrelationRow:
     x = np.array([p.oriented for p in points], dtype=float)
     y = np.array([p.truth for p in points], dtype=float)
     lo, hi = bootstrap_rho(x, y, seed=seed)
@@ -489,10 +541,14 @@ def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], s
         minus_gflops=delta[0],
         minus_gflops_ci_low=delta[1],
         minus_gflops_ci_high=delta[2],
+        kind=kind,
+        stalled=sum(p.stalled for p in points if p.stalled is not None)
+        if any(p.stalled is not None for p in points) else None,
         points=sorted(points, key=lambda p: -p.truth),
     )
 
 
+@functools.lru_cache(maxsize=512)
 def tap_levels(spec: str) -> dict[str, tuple[int, int]]:
     """``{tap name: (stride level, channels)}`` of an architecture in tap order (built without
     initialising weights; empty when it cannot be built here)."""
@@ -508,19 +564,19 @@ def tap_levels(spec: str) -> dict[str, tuple[int, int]]:
 
 def _level_scores(
     lb: Leaderboard, level: int
-) -> dict[tuple[str, str], list[tuple[str, str, str, str, float, int]]]:
-    """Per (task, metric): ``(unit, arch, init, layer, mean, channels)`` of each unit at its first tap of
-    stride ``level`` (tap order) among the layers it has results for; a layer set ``a..b`` (the
-    texture task's cumulative sets) counts at the level of its last tap ``b``."""
+) -> dict[tuple[str, str], list[tuple[str, str, str, str, float, int, int | None]]]:
+    """Per (task, metric): ``(unit, arch, init, layer, mean, channels, stalled)`` of each unit at its
+    first tap of stride ``level`` (tap order) among the layers it has results for; a layer set
+    ``a..b`` (the texture task's cumulative sets) counts at the level of its last tap ``b``."""
     levels: dict[str, dict[str, tuple[int, int]]] = {}
-    per: dict[tuple[str, str], dict[str, tuple[str, str, str, dict[str, float]]]] = {}
+    per: dict[tuple[str, str], dict[str, tuple[str, str, str, dict[str, tuple[float, int | None]]]]] = {}
     for b in lb.boards:
         if b.layer == ALL_LAYERS:
             continue
         for e in b.entries:
             slot = per.setdefault((b.task, b.metric), {}).setdefault(e.unit, (e.unit, e.arch, e.init, {}))
-            slot[3][b.layer] = e.mean
-    out: dict[tuple[str, str], list[tuple[str, str, str, str, float, int]]] = {}
+            slot[3][b.layer] = (e.mean, e.stalled)
+    out: dict[tuple[str, str], list[tuple[str, str, str, str, float, int, int | None]]] = {}
     for key, units in per.items():
         for unit, arch, init, layers in units.values():
             if arch not in levels:
@@ -531,19 +587,47 @@ def _level_scores(
             if at_level:
                 label = by_last[at_level[0]]
                 channels = levels[arch][at_level[0]][1]
-                out.setdefault(key, []).append((unit, arch, init, label, layers[label], channels))
+                mean, stalled = layers[label]
+                out.setdefault(key, []).append((unit, arch, init, label, mean, channels, stalled))
     return out
 
 
+def _kind(task: str) -> str:
+    return "proxy" if task == "proxies" else "visualisation"
+
+
 def correlate(
-    lb: Leaderboard, truth: GroundTruth, exact_only: bool = False, seed: int = 0, level: int | None = None
+    lb: Leaderboard,
+    truth: GroundTruth,
+    exact_only: bool = False,
+    seed: int = 0,
+    level: int | None = None,
+    levels: list[int] | None = None,
+    comparator: str | None = DEFAULT_COMPARATOR,
+    cv: bool = True,
+    cv_boot: int = 2000,
 ) -> Correlation:
-    """Correlate every all-layer board of ``lb`` (and its overall rank) with ``truth``, per init.
+    """Correlate every all-layer board of ``lb`` (and its overall rank) with ``truth``, per init,
+    in one table with the baselines, and evaluate choices made from it by cross-validation.
+
+    Rows (:attr:`CorrelationRow.kind`): the visualisation scores, the training-free proxies (the
+    ``proxies`` task's boards), the trained model's parameter count and GFLOPs when the truth
+    knows them (task ``torchvision``), and the overall rank. Every row has its Spearman ρ with a
+    bootstrap interval, a permutation p (Holm-corrected over the rows that are scores: not the
+    size rows), Kendall's τ, its stalled results, and the paired difference to the best baseline
+    over the same architectures (the proxy or size row with the highest ρ there, other than the
+    row itself) and to ``comparator`` (a row label, default NASWOT at the ``native`` init).
 
     With ``level``, a unit's score in a task is instead its mean at its first tap of that stride
     level (1/2**level of the input; :func:`tap_levels`), so that architectures are compared at
     equal depth; for layer sets ``a..b`` (texture) the set whose last tap is that tap. Units
-    without such a layer are left out of that row.
+    without such a layer are left out of that row. With ``levels``, the all-layer rows *and* one
+    row per task, metric, init and level are made.
+
+    With ``cv``, the procedures of :mod:`archbench.report.selection` (best visualisation score,
+    best baseline, best single score, best visualisation + proxy rank average, any) are evaluated
+    by leave-one-family-out cross-validation over the architectures every candidate covers
+    (:attr:`Correlation.selection`; ``cv_boot`` bootstrap resamples of the whole procedure).
 
     Units whose arch has no truth value (or only an approximate one when ``exact_only``) are left
     out and listed in :attr:`Correlation.unmatched` with the reason. Rows with fewer than three
@@ -557,7 +641,8 @@ def correlate(
         lookups[(arch, init)] = found
     unmatched = {unit: lookups[key] for key, unit in lb.units.items() if isinstance(lookups[key], str)}
 
-    def point(arch: str, init: str, unit: str, score: float, higher: bool, layer: str = "") -> Point | None:
+    def point(arch: str, init: str, unit: str, score: float, higher: bool, layer: str = "",
+              stalled: int | None = None) -> Point | None:
         tv = lookups.get((arch, init))
         if not isinstance(tv, TruthValue) or not math.isfinite(score):
             return None
@@ -565,6 +650,7 @@ def correlate(
         return Point(
             unit=unit, arch=arch, init=init, score=score, oriented=score if higher else -score,
             truth=tv.value, source=tv.source, match=tv.match, note=note, params=tv.params, gflops=tv.gflops,
+            stalled=stalled,
         )
 
     rows: list[CorrelationRow] = []
@@ -574,35 +660,135 @@ def correlate(
                 continue
             by_init: dict[str, list[Point]] = {}
             for e in b.entries:
-                p = point(e.arch, e.init, e.unit, e.mean, b.higher_is_better)
+                p = point(e.arch, e.init, e.unit, e.mean, b.higher_is_better, stalled=e.stalled)
                 if p is not None:
                     by_init.setdefault(e.init, []).append(p)
             for init, points in sorted(by_init.items()):
-                rows.append(_row(b.task, b.metric, init, b.higher_is_better, points, seed, ALL_LAYERS))
-    else:
-        directions = {(b.task, b.metric): b.higher_is_better for b in lb.boards}
-        for (task, metric), entries in sorted(_level_scores(lb, level).items()):
+                rows.append(_row(b.task, b.metric, init, b.higher_is_better, points, seed, ALL_LAYERS, _kind(b.task)))
+    at_levels = [level] if level is not None else list(dict.fromkeys(levels or []))
+    directions = {(b.task, b.metric): b.higher_is_better for b in lb.boards}
+    for lv in at_levels:
+        for (task, metric), entries in sorted(_level_scores(lb, lv).items()):
             higher = directions[(task, metric)]
             by_init = {}
-            for unit, arch, init, layer, mean, channels in entries:
-                p = point(arch, init, unit, mean, higher, layer)
+            for unit, arch, init, layer, mean, channels, stalled in entries:
+                p = point(arch, init, unit, mean, higher, layer, stalled)
                 if p is not None:
                     p.channels = channels
                     by_init.setdefault(init, []).append(p)
             for init, points in sorted(by_init.items()):
-                rows.append(_row(task, metric, init, higher, points, seed, f"level {level}"))
+                rows.append(_row(task, metric, init, higher, points, seed, f"level {lv}", _kind(task)))
     by_init = {}
     for o in lb.overall:
-        p = point(o.arch, o.init, o.unit, o.mean_rank, False)
+        p = point(o.arch, o.init, o.unit, o.mean_rank, False, stalled=o.stalled)
         if p is not None:
             by_init.setdefault(o.init, []).append(p)
     for init, points in sorted(by_init.items()):
-        rows.append(_row(*OVERALL, init, False, points, seed, ALL_LAYERS))
-    for r, p in zip(rows, stats.holm([r.p_value for r in rows]), strict=True):
+        rows.append(_row(*OVERALL, init, False, points, seed, ALL_LAYERS, "overall"))
+    rows += _size_rows(lookups, seed)
+    scored = [r for r in rows if r.kind != "size"]
+    for r, p in zip(scored, stats.holm([r.p_value for r in scored]), strict=True):
         r.p_holm = p
     if not rows:
         log.warning("no architecture in the leaderboard has a %s value", truth.name)
-    return Correlation(truth.name, truth.description, lb.suite, rows, unmatched, truth_label=truth.label)
+    labels = {r.label for r in rows}
+    comp = comparator if comparator in labels else None
+    _paired_differences(rows, comp, seed)
+    result = Correlation(truth.name, truth.description, lb.suite, rows, unmatched, truth_label=truth.label,
+                         comparator=comp)
+    if cv:
+        _cross_validate(result, comp, cv_boot, seed)
+    return result
+
+
+def _size_rows(lookups: dict[tuple[str, str], TruthValue | str], seed: int) -> list[CorrelationRow]:
+    """Rows of the trained model's parameter count and GFLOPs over every architecture with a truth
+    value that has them (one point per architecture, whatever its inits)."""
+    by_arch: dict[str, TruthValue] = {}
+    for (arch, _init), tv in sorted(lookups.items()):
+        if isinstance(tv, TruthValue):
+            by_arch.setdefault(arch, tv)
+    rows = []
+    for metric, attr in (("params", "params"), ("GFLOPs", "gflops")):
+        points = [Point(unit=arch, arch=arch, init="", score=float(getattr(tv, attr)),
+                        oriented=float(getattr(tv, attr)), truth=tv.value, source=tv.source, match=tv.match,
+                        note=tv.note, params=tv.params, gflops=tv.gflops)
+                  for arch, tv in by_arch.items() if getattr(tv, attr) is not None]
+        if len(points) >= 3:
+            rows.append(_row(SIZE_TASK, metric, "", True, points, seed, "", "size"))
+    return rows
+
+
+def _by_arch(r: CorrelationRow) -> dict[str, float]:
+    return {p.arch: p.oriented for p in r.points}
+
+
+def _paired_differences(rows: list[CorrelationRow], comparator: str | None, seed: int) -> None:
+    """Each row's ρ − ρ of the best baseline over its architectures and ρ − ρ comparator, with
+    paired bootstrap intervals (both ρ on the same resampled architectures)."""
+    baselines = [(r.label, _by_arch(r)) for r in rows if r.kind in ("proxy", "size")]
+    comp = next((_by_arch(r) for r in rows if r.label == comparator), None)
+    for r in rows:
+        if r.spearman is None:
+            continue
+        archs = [p.arch for p in r.points]
+        if len(set(archs)) != len(archs):  # a size row over several inits? (one point per arch)
+            continue
+        x = np.array([p.oriented for p in r.points], dtype=float)
+        y = np.array([p.truth for p in r.points], dtype=float)
+        best: tuple[float, str, np.ndarray] | None = None
+        for label, values in baselines:
+            if label == r.label or not all(a in values for a in archs):
+                continue
+            z = np.array([values[a] for a in archs], dtype=float)
+            rho = spearman(z, y)
+            if rho is not None and (best is None or rho > best[0]):
+                best = (rho, label, z)
+        if best is not None:
+            r.best_baseline, r.best_baseline_spearman = best[1], best[0]
+            r.minus_best, r.minus_best_ci_low, r.minus_best_ci_high = bootstrap_rho_difference(x, best[2], y, seed=seed)
+        if comp is not None and r.label != comparator and all(a in comp for a in archs):
+            z = np.array([comp[a] for a in archs], dtype=float)
+            r.minus_comparator, r.minus_comparator_ci_low, r.minus_comparator_ci_high = bootstrap_rho_difference(
+                x, z, y, seed=seed)
+
+
+def _cross_validate(c: Correlation, comparator: str | None, n_boot: int, seed: int) -> None:
+    """The selection procedures over the visualisation (V) and baseline (P) rows, on the
+    architectures that the largest row of each pool covers; rows that do not cover them all are
+    left out of the pools (:attr:`Correlation.cv_left_out`)."""
+    from archbench.report.families import family
+    from archbench.report.selection import BASELINE, VISUALISATION, Candidate, select_and_validate
+
+    pools = {"visualisation": VISUALISATION, "proxy": BASELINE, "size": BASELINE}
+    rows = [r for r in c.rows if r.kind in pools and r.spearman is not None]
+    if not rows:
+        return
+    covered: set[str] | None = None
+    for pool in (VISUALISATION, BASELINE):
+        members = [r for r in rows if pools[r.kind] == pool]
+        if members:
+            largest = set(_by_arch(max(members, key=lambda r: r.n)))
+            covered = largest if covered is None else covered & largest
+    archs = sorted(covered or [])
+    if len(archs) < 3:
+        return
+    truth = {p.arch: p.truth for r in rows for p in r.points}
+    candidates = []
+    for r in rows:
+        values = _by_arch(r)
+        missing = [a for a in archs if a not in values]
+        if missing:
+            c.cv_left_out[r.label] = f"no score for {len(missing)} of the {len(archs)} architectures ({', '.join(missing[:3])}" + (
+                ", ...)" if len(missing) > 3 else ")")
+            continue
+        candidates.append(Candidate(r.label, pools[r.kind], np.array([values[a] for a in archs], dtype=float)))
+    families = [family(a) for a in archs]
+    c.families = dict(zip(archs, families, strict=True))
+    if len(set(families)) < 2:
+        return
+    c.selection = select_and_validate(candidates, np.array([truth[a] for a in archs], dtype=float), families,
+                                      comparator=comparator, n_boot=n_boot, seed=seed)
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -619,74 +805,201 @@ def fpval(v: float | None) -> str:
 CSV_COLUMNS = (
     "task", "metric", "layer", "init", "n", "n_approximate", "spearman", "ci_low", "ci_high", "p_value", "p_holm",
     "kendall", "params_spearman", "gflops_spearman", "channels_spearman", "minus_gflops", "minus_gflops_ci_low",
-    "minus_gflops_ci_high",
+    "minus_gflops_ci_high", "kind", "label", "stalled", "best_baseline", "best_baseline_spearman", "minus_best",
+    "minus_best_ci_low", "minus_best_ci_high", "minus_comparator", "minus_comparator_ci_low",
+    "minus_comparator_ci_high",
+)
+
+SELECTION_COLUMNS = (
+    "procedure", "candidates", "n", "families", "chosen", "in_sample", "in_sample_ci_low", "in_sample_ci_high", "cv",
+    "cv_ci_low", "cv_ci_high", "comparator", "comparator_spearman", "minus_comparator", "minus_comparator_ci_low",
+    "minus_comparator_ci_high", "fold_choices",
 )
 
 
+def _fold_choices_text(choices: dict[str, list[str]]) -> str:
+    return "; ".join(f"{label} ({', '.join(fams)})" for label, fams in choices.items())
+
+
 def to_csv(c: Correlation) -> str:
-    """One line per (task, metric, init)."""
-    return csv_text(CSV_COLUMNS, ([getattr(r, k) for k in CSV_COLUMNS] for r in c.rows))
+    """One line per row (task, metric, layer, init); then, when the cross-validation ran, a second
+    table (its own header after a blank line) with one line per selection procedure."""
+    text = csv_text(CSV_COLUMNS, ([getattr(r, k) for k in CSV_COLUMNS] for r in c.rows))
+    if c.selection:
+        text += "\n" + csv_text(SELECTION_COLUMNS, (
+            [_fold_choices_text(s.fold_choices) if k == "fold_choices" else getattr(s, k) for k in SELECTION_COLUMNS]
+            for s in c.selection))
+    return text
 
 
 POINTS_COLUMNS = ("task", "metric", "layer", "init", "unit", "arch", "score", "truth", "source", "match", "note",
-                  "params", "gflops", "channels")
+                  "params", "gflops", "channels", "kind", "stalled", "family")
 
 
 def points_csv(c: Correlation) -> str:
     """One line per (task, metric, init, architecture): the data behind every ρ."""
+    from archbench.report.families import family
+
     rows = ([r.task, r.metric, r.layer, r.init, p.unit, p.arch, p.score, p.truth, p.source, p.match, p.note,
-             None if p.params is None else int(p.params), p.gflops, p.channels] for r in c.rows for p in r.points)
+             None if p.params is None else int(p.params), p.gflops, p.channels, r.kind, p.stalled, family(p.arch)]
+            for r in c.rows for p in r.points)
     return csv_text(POINTS_COLUMNS, rows)
+
+
+def _diff_text(v: float | None, lo: float | None, hi: float | None) -> str:
+    if v is None:
+        return ""
+    ci = f" [{fnum(lo, 2)}, {fnum(hi, 2)}]" if lo is not None else ""
+    return f"{number(v, '+.2f')}{ci}"
 
 
 def delta_text(r: CorrelationRow) -> str:
     """``ρ − ρ GFLOPs [lo, hi]`` or empty."""
-    if r.minus_gflops is None:
+    return _diff_text(r.minus_gflops, r.minus_gflops_ci_low, r.minus_gflops_ci_high)
+
+
+def best_text(r: CorrelationRow) -> str:
+    """``ρ − ρ best [lo, hi]`` or empty."""
+    return _diff_text(r.minus_best, r.minus_best_ci_low, r.minus_best_ci_high)
+
+
+def comparator_text(r: Any) -> str:
+    """``ρ − ρ comparator [lo, hi]`` of a row or a selection, or empty."""
+    return _diff_text(r.minus_comparator, r.minus_comparator_ci_low, r.minus_comparator_ci_high)
+
+
+def rho_ci_text(v: float | None, lo: float | None, hi: float | None) -> str:
+    """``ρ [lo, hi]`` with three and two decimals, or empty."""
+    if v is None:
         return ""
-    ci = f" [{fnum(r.minus_gflops_ci_low, 2)}, {fnum(r.minus_gflops_ci_high, 2)}]" if r.minus_gflops_ci_low is not None else ""
-    return f"{number(r.minus_gflops, '+.2f')}{ci}"
+    return fnum(v) + (f" [{fnum(lo, 2)}, {fnum(hi, 2)}]" if lo is not None else "")
+
+
+def _short(label: str | None) -> str:
+    """A baseline's label without its task for narrow columns (``naswot@native``, ``GFLOPs``)."""
+    if not label:
+        return ""
+    return label.split("/", 1)[1] if "/" in label else label
+
+
+SUMMARY_NOTE = (
+    "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
+    "95% bootstrap interval over architectures; two-sided permutation p, Holm-corrected over the score rows "
+    "(not the size rows); Kendall's τ-b; kind: visualisation score, training-free proxy (task proxies), the "
+    "trained model's size (torchvision's metadata: a baseline) or the overall rank; stalled: results behind the "
+    "row that did not leave their start (empty: not recorded); ρ width (with a stride level): ρ of the truth with "
+    "the channel count of the tap scored; best baseline: the proxy or size row (not the row itself) with the "
+    "highest ρ over the same architectures -- picked on the data, which favours it -- and ρ − ρ best with a "
+    "paired bootstrap interval (both ρ on the same resamples): an interval above 0 means the score beats every "
+    "baseline measured; ρ − ρ {comparator}: the same against the comparator. A fixed score involves no choice: "
+    "its cross-validated ρ is its ρ (choices are evaluated in the next table). ρ params, ρ GFLOPs and ρ − ρ GFLOPs "
+    "per row are in the CSV and JSON."
+)
+
+SELECTION_NOTE = (
+    "Choices made from the data -- a level, metric, task or init, or a visualisation score combined with a "
+    "proxy -- evaluated as procedures by leave-one-family-out cross-validation: each family of architectures "
+    "is held out in turn, the procedure picks by Spearman ρ on the other families, and the held-out "
+    "architectures get the pick's prediction (a score's ranks over all architectures, or the mean of two "
+    "scores' ranks: transforms that never read the truth). Cross-validated ρ: Spearman's ρ of the pooled "
+    "held-out predictions with the truth. In-sample ρ: the pick made on all architectures, and its ρ. "
+    "Intervals: percentile bootstrap of the whole procedure ({boot}), paired with the comparator on the same "
+    "resamples. Ties go to visualisation scores, then baselines, then pairs."
+)
+
+
+def _architecture_tables(c: Correlation, h2: str) -> list[str]:
+    lines: list[str] = []
+    for r in c.rows:
+        where = "" if r.layer in (ALL_LAYERS, "") else " at " + md_escape(r.layer)
+        init = f" ({md_escape(r.init)})" if r.init else ""
+        stalled = any(p.stalled is not None for p in r.points)
+        lines += [
+            "",
+            f"{h2} {md_escape(r.task)} / {md_escape(r.metric)}{where}{init}",
+            "",
+            f"| architecture | truth | score ({'higher' if r.higher_is_better else 'lower'} is better) | trained model | match |"
+            + (" stalled |" if stalled else ""),
+            "|---|---:|---:|---|---|" + ("---:|" if stalled else ""),
+        ]
+        for p in r.points:
+            match = p.match + (f" ({md_escape(p.note)})" if p.note else "")
+            lines.append(f"| {md_escape(p.unit)} | {number(p.truth, 'g')} | {number(p.score)} | {md_escape(p.source)} | {match} |"
+                         + (f" {number(p.stalled, 'd')} |" if stalled else ""))
+    return lines
+
+
+def selection_markdown(c: Correlation, h2: str) -> list[str]:
+    """The cross-validation section: one line per procedure, then what each fold chose."""
+    if not c.selection:
+        return []
+    s0 = c.selection[0]
+    comp = md_escape(c.comparator or "comparator")
+    by_family: dict[str, list[str]] = {}
+    for arch, fam in c.families.items():
+        by_family.setdefault(fam, []).append(arch)
+    lines = [
+        "",
+        f"{h2} Chosen from the data: leave-one-family-out cross-validation",
+        "",
+        SELECTION_NOTE.format(boot="resamples of the architectures, seed 0"),
+        "",
+        f"{s0.n} architectures in {s0.families} families: "
+        + "; ".join(f"{md_escape(f)} ({', '.join(md_escape(a) for a in archs)})" for f, archs in sorted(by_family.items()))
+        + ".",
+        "",
+        f"| procedure | candidates | chosen on all {s0.n} | in-sample ρ [95% CI] | cross-validated ρ [95% CI] | "
+        f"cross-validated ρ − ρ {comp} [95% CI] |",
+        "|---|---:|---|---|---|---|",
+    ]
+    for s in c.selection:
+        lines.append(
+            f"| {md_escape(s.procedure)} | {s.candidates} | {md_escape(s.chosen or '')} | "
+            f"{rho_ci_text(s.in_sample, s.in_sample_ci_low, s.in_sample_ci_high)} | "
+            f"{rho_ci_text(s.cv, s.cv_ci_low, s.cv_ci_high)} | {comparator_text(s)} |"
+        )
+    if c.comparator:
+        lines += ["", f"ρ of the comparator {comp} over the same architectures: {fnum(s0.comparator_spearman)}."]
+    lines += ["", "What each fold chose (the held-out families in brackets):", ""]
+    for s in c.selection:
+        lines.append(f"* {md_escape(s.procedure)}: " + "; ".join(
+            f"{md_escape(label)} ({', '.join(md_escape(f) for f in fams)})" for label, fams in s.fold_choices.items()))
+    if c.cv_left_out:
+        lines += ["", "Left out of the pools: " + "; ".join(
+            f"{md_escape(label)} ({md_escape(why)})" for label, why in sorted(c.cv_left_out.items())) + "."]
+    return lines
 
 
 def to_markdown(c: Correlation, level: int = 1) -> str:
-    """A summary table and, per row, the architectures behind it; ``level``: the heading depth."""
+    """The table of every score and baseline, the cross-validated selections and, per row, the
+    architectures behind it; ``level``: the heading depth."""
     h1, h2 = "#" * level, "#" * (level + 1)
+    comp = md_escape(_short(c.comparator)) if c.comparator else "comparator"
     lines = [
         f"{h1} Does the score predict {md_escape(c.truth)}?",
         "",
         f"Ground truth: {md_escape(c.truth_description)}.",
-        "Spearman's ρ between each architecture's mean score (oriented: higher = better) and its truth value; "
-        "95% bootstrap interval over architectures; two-sided permutation p, Holm-corrected over the rows; "
-        "Kendall's τ-b; ρ of the truth with the trained model's parameter count and GFLOPs over the same "
-        "architectures as baselines (and, with a stride level, with the channel count of the tap scored: ρ width); "
-        "ρ − ρ GFLOPs with a paired bootstrap interval: an interval above 0 means the score beats GFLOPs.",
+        SUMMARY_NOTE.format(comparator=comp) + (f" Comparator: {md_escape(c.comparator)}." if c.comparator else ""),
         "",
-        "| task | metric | layer | init | n | ρ | 95% CI | p | p (Holm) | τ | ρ params | ρ GFLOPs | ρ width "
-        "| ρ − ρ GFLOPs [95% CI] |",
-        "|---|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| kind | task | metric | layer | init | n | stalled | ρ | 95% CI | p | p (Holm) | τ | ρ width | best baseline (ρ) "
+        f"| ρ − ρ best [95% CI] | ρ − ρ {comp} [95% CI] |",
+        "|---|---|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|",
     ]
     for r in c.rows:
         ci = f"[{fnum(r.ci_low, 2)}, {fnum(r.ci_high, 2)}]" if r.ci_low is not None else ""
         n = f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else "")
+        best = f"{md_escape(_short(r.best_baseline))} ({fnum(r.best_baseline_spearman)})" if r.best_baseline else ""
         lines.append(
-            f"| {md_escape(r.task)} | {md_escape(r.metric)} | {md_escape(r.layer)} | {md_escape(r.init)} | {n} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | "
-            f"{fpval(r.p_holm)} | {fnum(r.kendall)} | {fnum(r.params_spearman)} | {fnum(r.gflops_spearman)} | "
-            f"{fnum(r.channels_spearman)} | {delta_text(r)} |"
+            f"| {r.kind} | {md_escape(r.task)} | {md_escape(r.metric)} | {md_escape(r.layer)} | {md_escape(r.init)} | {n} | "
+            f"{number(r.stalled, 'd', missing='')} | {fnum(r.spearman)} | {ci} | {fpval(r.p_value)} | {fpval(r.p_holm)} | "
+            f"{fnum(r.kendall)} | {fnum(r.channels_spearman)} | {best} | {best_text(r)} | {comparator_text(r)} |"
         )
     if any(r.n_approximate for r in c.rows):
         lines += ["", "≈: architectures matched only approximately (see the tables below)."]
     if any(r.n < 3 for r in c.rows):
         lines += ["", "Rows with fewer than 3 architectures have no statistics."]
-    for r in c.rows:
-        lines += [
-            "",
-            f"{h2} {md_escape(r.task)} / {md_escape(r.metric)}{'' if r.layer == ALL_LAYERS else ' at ' + md_escape(r.layer)} ({md_escape(r.init)})",
-            "",
-            f"| architecture | truth | score ({'higher' if r.higher_is_better else 'lower'} is better) | trained model | match |",
-            "|---|---:|---:|---|---|",
-        ]
-        for p in r.points:
-            match = p.match + (f" ({md_escape(p.note)})" if p.note else "")
-            lines.append(f"| {md_escape(p.unit)} | {number(p.truth, 'g')} | {number(p.score)} | {md_escape(p.source)} | {match} |")
+    lines += selection_markdown(c, h2)
+    lines += _architecture_tables(c, h2)
     if c.unmatched:
         lines += ["", f"{h2} Left out", "", "| architecture | why |", "|---|---|"]
         lines += [f"| {md_escape(u)} | {md_escape(why)} |" for u, why in sorted(c.unmatched.items())]

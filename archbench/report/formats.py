@@ -18,21 +18,24 @@ FORMATS = ("csv", "md", "html", "json")
 
 CSV_COLUMNS = [
     "section", "task", "metric", "layer", "direction", "rank", "unit", "arch", "init", "n", "mean", "std",
-    "ci_low", "ci_high", "p_value", "p_holm", "reference",
+    "ci_low", "ci_high", "p_value", "p_holm", "reference", "stalled",
 ]
 
 
 def to_csv(lb: Leaderboard) -> str:
-    """Long-format CSV: one row per board entry, then the overall ranks (``section=overall``)."""
+    """Long-format CSV: one row per board entry, then the overall ranks (``section=overall``).
+    ``stalled``: the entry's results that did not leave their start (overall: the unit's, over
+    every task); empty when none of them recorded the flag."""
     rows = [
         ["board", b.task, b.metric, b.layer, "higher" if b.higher_is_better else "lower", e.rank, e.unit, e.arch,
-         e.init, e.n, e.mean, e.std, e.ci_low, e.ci_high, e.p_value, e.p_holm, "yes" if e.is_reference else ""]
+         e.init, e.n, e.mean, e.std, e.ci_low, e.ci_high, e.p_value, e.p_holm, "yes" if e.is_reference else "",
+         e.stalled]
         for b in lb.boards
         for e in b.entries
     ]
     rows += [
         ["overall", "", "mean rank", ALL_LAYERS, "lower", o.rank, o.unit, o.arch, o.init, o.boards, o.mean_rank,
-         None, None, None, None, None, "yes" if o.unit == lb.reference else ""]
+         None, None, None, None, None, "yes" if o.unit == lb.reference else "", o.stalled]
         for o in lb.overall
     ]
     text = csv_text(CSV_COLUMNS, rows)
@@ -58,15 +61,31 @@ def to_json(lb: Leaderboard) -> str:
     return json.dumps(clean(lb.to_json()), indent=2, sort_keys=False) + "\n"
 
 
+def stall_note(lb: Leaderboard) -> str:
+    """One sentence counting the stalled results, or ``""`` when no result recorded the flag."""
+    s = lb.stalled
+    if not s:
+        return ""
+    unrecorded = s["results"] - s["flagged"]
+    return (f"Stalled results (the optimiser did not leave the start, so the score is the start's): {s['stalled']} of "
+            f"{s['flagged']} results that recorded the flag"
+            + (f" ({unrecorded} did not record it)" if unrecorded else "") + "; column `stalled` per entry.")
+
+
 def board_rows_md(lb: Leaderboard, board) -> list[str]:
     ref = board.reference
     head = ["rank", "architecture", "mean", "95% CI", "std", "n"]
+    show_stalled = board.stalled is not None
+    if show_stalled:
+        head += ["stalled"]
     if ref:
         head += [f"p vs {md_escape(ref)} (Holm)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---:" if h != "architecture" else ":---" for h in head) + "|"]
     for e in board.entries:
         row = [number(e.rank, ".3g"), md_escape(e.unit) + (" (ref)" if e.is_reference else ""), number(e.mean),
                f"[{number(e.ci_low)}, {number(e.ci_high)}]", number(e.std, ".3g"), str(e.n)]
+        if show_stalled:
+            row.append(number(e.stalled, "d"))
         if ref:
             row.append("ref" if e.is_reference else f"{number(e.p_holm, 'p')}{stars(e.p_holm)}")
         lines.append("| " + " | ".join(row) + " |")
@@ -88,10 +107,15 @@ def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
         + (" " + md_escape(lb.judge_note) if lb.judge_note else "")
     )
     out.append("")
+    if stall_note(lb):
+        out += [stall_note(lb), ""]
     if lb.overall:
-        out += ["## Overall", "", "| rank | architecture | mean rank | tables |", "|---:|:---|---:|---:|"]
+        stalled = any(o.stalled is not None for o in lb.overall)
+        out += ["## Overall", "", "| rank | architecture | mean rank | tables |" + (" stalled |" if stalled else ""),
+                "|---:|:---|---:|---:|" + ("---:|" if stalled else "")]
         for o in lb.overall:
-            out.append(f"| {number(o.rank, '.3g')} | {md_escape(o.unit)} | {number(o.mean_rank, '.3g')} | {o.boards} |")
+            out.append(f"| {number(o.rank, '.3g')} | {md_escape(o.unit)} | {number(o.mean_rank, '.3g')} | {o.boards} |"
+                       + (f" {number(o.stalled, 'd')} |" if stalled else ""))
         out.append("")
     if lb.claims:
         from archbench.report.claims import claims_markdown
@@ -101,7 +125,8 @@ def to_markdown(lb: Leaderboard, per_layer: bool = True) -> str:
         if b.layer != ALL_LAYERS:
             continue
         arrow = "higher is better" if b.higher_is_better else "lower is better"
-        out += [f"## {md_escape(b.task)} · {md_escape(b.metric)} ({arrow}; mean over layers)", ""]
+        stalled = "" if b.stalled is None else f"; {b.stalled} stalled results"
+        out += [f"## {md_escape(b.task)} · {md_escape(b.metric)} ({arrow}; mean over layers{stalled})", ""]
         out += board_rows_md(lb, b)
         out.append("")
     if per_layer:

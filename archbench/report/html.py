@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archbench.report.formats import stall_note
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard, ResultDetails, StoreDetails
 from archbench.report.text import number, stars
 
@@ -311,25 +312,47 @@ def _box(lb: Leaderboard, task: str, metric: str, colors: dict[str, str]) -> dic
 
 def _correlation(c) -> dict:
     """Rows, texts and scatter plots of a :class:`~archbench.report.correlate.Correlation`."""
-    from archbench.report.correlate import delta_text
+    from archbench.report.correlate import (
+        SELECTION_NOTE,
+        _short,
+        best_text,
+        comparator_text,
+        delta_text,
+        rho_ci_text,
+    )
 
     rows = []
     for r in c.rows:
         ci = f"[{number(r.ci_low, '.2f', '')}, {number(r.ci_high, '.2f', '')}]" if r.ci_low is not None else ""
+        best = f"{_short(r.best_baseline)} ({number(r.best_baseline_spearman, '.3f', '')})" if r.best_baseline else ""
         rows.append({"row": r, "ci": ci, "n": f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else ""),
-                     "delta": delta_text(r)})
+                     "delta": delta_text(r), "best": best, "minus_best": best_text(r),
+                     "minus_comparator": comparator_text(r)})
     plots = []
     for r in c.rows:
         direction = "higher" if r.higher_is_better else "lower"
-        where = "" if r.layer == ALL_LAYERS else " at " + r.layer
+        where = "" if r.layer in (ALL_LAYERS, "") else " at " + r.layer
+        init = f" ({r.init})" if r.init else ""
         p = scatter([(q.unit, q.truth, q.score) for q in r.points],
-                    f"{r.task} / {r.metric}{where} ({r.init}): ρ = {number(r.spearman, '.3f', '')}", c.truth_label,
+                    f"{r.task} / {r.metric}{where}{init}: ρ = {number(r.spearman, '.3f', '')}", c.truth_label,
                     f"{r.metric} ({direction} is better)")
         if p:
             plots.append(p)
     unmatched = "; ".join(f"{u} ({why})" for u, why in sorted(c.unmatched.items()))
+    selection = []
+    for s in c.selection:
+        selection.append({"s": s, "in_sample": rho_ci_text(s.in_sample, s.in_sample_ci_low, s.in_sample_ci_high),
+                          "cv": rho_ci_text(s.cv, s.cv_ci_low, s.cv_ci_high), "minus_comparator": comparator_text(s),
+                          "folds": "; ".join(f"{label} ({', '.join(f)})" for label, f in s.fold_choices.items())})
+    by_family: dict[str, list[str]] = defaultdict(list)
+    for arch, fam in c.families.items():
+        by_family[fam].append(arch)
+    families = "; ".join(f"{f} ({', '.join(a)})" for f, a in sorted(by_family.items()))
     return {"truth": c.truth, "truth_description": c.truth_description, "rows": rows, "plots": plots,
-            "unmatched": unmatched}
+            "unmatched": unmatched, "comparator": c.comparator or "comparator",
+            "comparator_short": _short(c.comparator) or "comparator", "selection": selection,
+            "selection_note": SELECTION_NOTE.format(boot="resamples of the architectures, seed 0"),
+            "families": families, "cv_left_out": "; ".join(f"{k} ({v})" for k, v in sorted(c.cv_left_out.items()))}
 
 
 def _claims(results) -> dict:
@@ -385,5 +408,6 @@ def to_html(lb: Leaderboard, store=None, max_images: int = 6, correlation=None) 
         "tasks": tasks,
         "failed": lb.failed[:MAX_FAILED],
         "failed_note": failed_note,
+        "stall_note": stall_note(lb).replace("`", ""),
     }
     return environment().get_template("report.html.j2").render(context)

@@ -11,7 +11,10 @@ seed) pair is the mean over the layers the task used -- each unit gets:
   :func:`~archbench.report.stats.bootstrap_cis`);
 * the two-sided Wilcoxon signed-rank p-value against the reference unit over matched
   (image, seed) pairs, Holm-corrected over the units of that board;
-* its rank (1 = best; direction from the metric's ``higher_is_better``; ties share the average).
+* its rank (1 = best; direction from the metric's ``higher_is_better``; ties share the average);
+* ``stalled``: how many of the results behind it did not leave their start (the optimiser's
+  ``stalled`` flag; a stalled result scores its start, e.g. the white noise, not the architecture),
+  None when none of them recorded the flag (nothing optimised, or stored before the flag existed).
 
 The overall rank orders units by the mean of their ranks over the ``all``-layer boards of every
 task and metric in which they appear.
@@ -63,6 +66,8 @@ class Entry:
     p_value: float | None = None
     p_holm: float | None = None
     is_reference: bool = False
+    #: results behind the entry that stalled (did not leave their start); None: none recorded the flag
+    stalled: int | None = None
 
 
 @dataclass
@@ -76,6 +81,12 @@ class Board:
     reference: str | None
     entries: list[Entry] = field(default_factory=list)
 
+    @property
+    def stalled(self) -> int | None:
+        """Stalled results over the board's entries; None when no entry recorded the flag."""
+        counts = [e.stalled for e in self.entries if e.stalled is not None]
+        return sum(counts) if counts else None
+
 
 @dataclass
 class OverallEntry:
@@ -87,6 +98,8 @@ class OverallEntry:
     mean_rank: float
     boards: int
     rank: float = 0.0
+    #: the unit's results (run, layer; every task) that stalled; None: none recorded the flag
+    stalled: int | None = None
 
 
 @dataclass
@@ -153,6 +166,7 @@ class Leaderboard:
     Attributes:
         frame: the scores the boards were computed from (the rows of :func:`archbench.load_results`
             with a value), with a ``unit`` column.
+        stalled: the stall count of the results with a score (each once, whatever its metrics).
         n_jobs: runs in the report's scope (done and failed); ``failed``: the failed ones.
         versions: package versions of the stored results (values joined by `` / `` where runs
             differ).
@@ -174,6 +188,9 @@ class Leaderboard:
     details: ResultDetails = field(default_factory=ResultDetails)
     not_run: list[FailedJob] = field(default_factory=list)
     claims: list[Any] = field(default_factory=list)  # archbench.report.claims.ClaimResult
+    #: ``{"stalled": k, "flagged": m, "results": n}``: of the ``n`` results (run, layer) with a score,
+    #: ``m`` recorded the stall flag and ``k`` stalled (each result once); None when none recorded it
+    stalled: dict[str, int] | None = None
 
     @property
     def judge_note(self) -> str:
@@ -209,7 +226,8 @@ class Leaderboard:
                      "failed": len(self.failed), "not_run": len(self.not_run)},
             "failures": [asdict(j) for j in self.failed],
             "not_run": [asdict(j) for j in self.not_run],
-            "boards": [asdict(b) for b in self.boards],
+            "stalled": self.stalled,
+            "boards": [asdict(b) | {"stalled": b.stalled} for b in self.boards],
             "overall": [asdict(o) for o in self.overall],
             "claims": [c.to_json() for c in self.claims],
         }
@@ -319,7 +337,10 @@ def build_leaderboard(
     metric_order = _first_seen(frame, "task", "scored_metric")
 
     ok = ~np.isnan(frame["value"].to_numpy(dtype=float))  # NaN: the metric could not be computed
-    f = frame.loc[ok, ["key", "task", "scored_metric", "layer", "arch", "init", "image", "seed", "value"]].reset_index(drop=True)
+    cols = ["key", "task", "scored_metric", "layer", "arch", "init", "image", "seed", "value"]
+    if "stalled" not in frame.columns:  # a frame made before the flag was carried
+        frame = frame.assign(stalled=pd.array([pd.NA] * len(frame), dtype="boolean"))
+    f = frame.loc[ok, [*cols, "stalled"]].reset_index(drop=True)
     unit_names_sorted = sorted(set(units.values()))
     unit_rank = {name: i for i, name in enumerate(unit_names_sorted)}
     width = len(i_names) + 1
@@ -336,33 +357,43 @@ def build_leaderboard(
     sd, _ = _codes(f["seed"].to_numpy())
     pair = img * (int(sd.max()) + 1 if len(sd) else 1) + sd
     v = f["value"].to_numpy(dtype=float)
+    stall = f["stalled"].to_numpy(dtype=float, na_value=np.nan)  # 1 / 0 / NaN (not recorded)
+    stall_count = np.nan_to_num(stall, nan=0.0)
+    stall_known = (~np.isnan(stall)).astype(float)
+
+    def stalls(idx: np.ndarray) -> int | None:
+        return int(stall_count[idx].sum()) if stall_known[idx].any() else None
 
     # per layer: one value per (image, seed); a later result of the same pair replaces an earlier one
     order, bounds = group_bounds([t, m, lay, u, pair])
     last = order[bounds[1:] - 1] if len(order) else order
-    samples: list[tuple[tuple[int, int, str | int, int], np.ndarray, np.ndarray]] = []
+    samples: list[tuple[tuple[int, int, str | int, int], np.ndarray, np.ndarray, int | None]] = []
     o2, b2 = group_bounds([t[last], m[last], lay[last], u[last]])
     for a, b in zip(b2[:-1], b2[1:], strict=True):
         idx = last[o2[a:b]]
-        samples.append(((int(t[idx[0]]), int(m[idx[0]]), int(lay[idx[0]]), int(u[idx[0]])), pair[idx], v[idx]))
+        samples.append(((int(t[idx[0]]), int(m[idx[0]]), int(lay[idx[0]]), int(u[idx[0]])), pair[idx], v[idx],
+                        stalls(idx)))
     # all layers: per (image, seed), the mean over the layers (in store order)
     order, bounds = group_bounds([t, m, u, pair])  # stable: store order within a pair
     if len(order):
         sums = np.add.reduceat(v[order], bounds[:-1])
         means = sums / np.diff(bounds)
+        pair_stalled = np.add.reduceat(stall_count[order], bounds[:-1])
+        pair_known = np.add.reduceat(stall_known[order], bounds[:-1])
         first = order[bounds[:-1]]
         o3, b3 = group_bounds([t[first], m[first], u[first]])
         for a, b in zip(b3[:-1], b3[1:], strict=True):
             sel = o3[a:b]
             i0 = first[sel[0]]
-            samples.append(((int(t[i0]), int(m[i0]), ALL_LAYERS, int(u[i0])), pair[first[sel]], means[sel]))
+            n_stalled = int(pair_stalled[sel].sum()) if pair_known[sel].any() else None
+            samples.append(((int(t[i0]), int(m[i0]), ALL_LAYERS, int(u[i0])), pair[first[sel]], means[sel], n_stalled))
 
     cis = stats.bootstrap_cis([s[2] for s in samples], n_boot=n_boot, seed=seed)
     entries: dict[tuple[int, int, str | int], dict[str, Entry]] = defaultdict(dict)
     keys_of: dict[tuple[int, int, str | int], dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
-    for (board_key, pk, vals), (lo, hi) in zip(samples, cis, strict=True):
+    for (board_key, pk, vals, n_stalled), (lo, hi) in zip(samples, cis, strict=True):
         unit = unit_list[board_key[3]]
-        e = Entry(unit, *unit_key[unit], len(vals), stats.mean(vals), stats.std(vals), lo, hi)
+        e = Entry(unit, *unit_key[unit], len(vals), stats.mean(vals), stats.std(vals), lo, hi, stalled=n_stalled)
         entries[board_key[:3]][unit] = e
         keys_of[board_key[:3]][unit] = (pk, vals)
 
@@ -425,6 +456,21 @@ def build_leaderboard(
     for o, rk in zip(overall, stats.rank([o.mean_rank for o in overall], higher_is_better=False), strict=True):
         o.rank = rk
     overall.sort(key=lambda o: (o.rank, o.unit))
+    stall_total = None
+    if len(f) and stall_known.any():  # per unit: its results (run, layer) that stalled, each once
+        kc = f["key"].cat.codes.to_numpy().astype(np.int64) if isinstance(f["key"].dtype, pd.CategoricalDtype) \
+            else pd.factorize(f["key"])[0].astype(np.int64)
+        _, first = np.unique(kc * (int(lay.max()) + 1) + lay, return_index=True)
+        n_units = len(unit_list)
+        stalled_by_unit = np.bincount(u[first], weights=stall_count[first], minlength=n_units)
+        known_by_unit = np.bincount(u[first], weights=stall_known[first], minlength=n_units)
+        code_of = {name: k for k, name in enumerate(unit_list)}
+        for o in overall:
+            k = code_of.get(o.unit)
+            if k is not None and known_by_unit[k] > 0:
+                o.stalled = int(stalled_by_unit[k])
+        stall_total = {"stalled": int(stall_count[first].sum()), "flagged": int(stall_known[first].sum()),
+                       "results": int(len(first))}
 
     versions = _versions(frame)
     if not versions:
@@ -445,6 +491,7 @@ def build_leaderboard(
         versions=versions,
         devices=devices or [],
         details=details or ResultDetails(),
+        stalled=stall_total,
     )
 
 

@@ -20,8 +20,9 @@ fact in one place:
 seconds, device, loss trace (JSON), image paths (JSON), ``extra`` (JSON: the task's provenance,
 e.g. layer weights), ``stalled`` (1: the optimisation did not leave its start, 0: it did, NULL:
 nothing was optimised or not recorded; :attr:`archbench.results.Result.stalled`); the index
-``results_summary`` holds each result's position, status, final loss and device, so that reports
-read those without touching the rows that carry the traces; ``scores`` -- one row per (run, layer,
+``results_summary`` holds each result's position, status, final loss, device and ``stalled`` flag,
+so that reports read those without touching the rows that carry the traces (a store whose index
+predates the flag gets it rebuilt when it is first opened writable); ``scores`` -- one row per (run, layer,
 metric) with the value (NULL where it could not be computed); ``suite_runs`` -- (suite, run key)
 membership; ``suites`` -- each suite's resolved definition (JSON) and reference; ``leases`` --
 which sweep is running which job (see below); ``meta`` -- the schema version.
@@ -91,6 +92,9 @@ CONFIG_COLUMNS = (
     ("judge", "TEXT", "$.judge"),
 )
 
+#: columns of the ``results_summary`` index: what reports read of a result without its trace
+SUMMARY_COLUMNS = ("run_key", "layer", "position", "status", "final_loss", "device", "stalled")
+
 _GENERATED = ",\n".join(f"    {n} {t} GENERATED ALWAYS AS (json_extract(config, '{p}')) VIRTUAL" for n, t, p in CONFIG_COLUMNS)
 
 SCHEMA = f"""
@@ -129,7 +133,7 @@ CREATE TABLE IF NOT EXISTS results (
     stalled INTEGER,
     PRIMARY KEY (run_key, layer)
 );
-CREATE INDEX IF NOT EXISTS results_summary ON results(run_key, layer, position, status, final_loss, device);
+CREATE INDEX IF NOT EXISTS results_summary ON results({", ".join(SUMMARY_COLUMNS)});
 CREATE TABLE IF NOT EXISTS scores (
     run_key TEXT NOT NULL,
     layer TEXT NOT NULL,
@@ -370,21 +374,31 @@ class ResultStore:
         have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
         self._stalled_column = "stalled" in {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
         if (version == SCHEMA_VERSION and {"runs", "results", "scores", "suite_runs", "suites", "leases"} <= have
-                and self._stalled_column):
+                and self._stalled_column and self._summary_index_current()):
             return  # nothing to create: a read-only store can be read
         try:
             with self.transaction() as c:
+                # a store written by a pre-release schema 2 (before the ``stalled`` column): add it
+                # first, the summary index holds it
+                columns = {row[1] for row in c.execute("PRAGMA table_info(results)")}
+                if columns and "stalled" not in columns:
+                    c.execute("ALTER TABLE results ADD COLUMN stalled INTEGER")
                 for statement in statements(SCHEMA):
                     c.execute(statement)
                 c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                # a store written by a pre-release schema 2 (before the ``stalled`` column): add it
-                if "stalled" not in {row[1] for row in c.execute("PRAGMA table_info(results)")}:
-                    c.execute("ALTER TABLE results ADD COLUMN stalled INTEGER")
+                # an index made before it held ``stalled``: rebuilt, so that reports stay index-only
+                if not self._summary_index_current():
+                    c.execute("DROP INDEX IF EXISTS results_summary")
+                    c.execute(f"CREATE INDEX results_summary ON results({', '.join(SUMMARY_COLUMNS)})")
             self._stalled_column = True
         except sqlite3.OperationalError as exc:
             if "readonly" not in str(exc).lower() or "runs" not in have:
                 raise
             log.debug("store %s is read-only: not adding the tables it lacks (%s)", name, exc)
+
+    def _summary_index_current(self) -> bool:
+        """Whether ``results_summary`` holds :data:`SUMMARY_COLUMNS` (older stores lack ``stalled``)."""
+        return tuple(r[2] for r in self.conn.execute("PRAGMA index_info(results_summary)")) == SUMMARY_COLUMNS
 
     def _schema_version(self) -> int | None:
         if not self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
@@ -757,12 +771,16 @@ class ResultStore:
     def result_table(
         self, suite: str | None = None, keys: Iterable[str] | None = None, include_failed: bool = False
     ) -> list[tuple]:
-        """``(run rowid, layer, position, final loss, device)`` of every result of the runs
+        """``(run rowid, layer, position, final loss, device, stalled)`` of every result of the runs
         :meth:`run_table` returns, read from the ``results_summary`` index (never from the rows
-        that hold the traces)."""
+        that hold the traces). ``stalled`` is 1, 0 or None (not recorded; also for a read-only
+        store written before the flag existed)."""
+        conn = self.conn  # opening it learns whether the store has the column
         where, args = self._done_filter(suite, keys, include_failed)
-        return self.conn.execute(
-            "SELECT runs.rowid, results.layer, results.position, results.final_loss, results.device FROM runs "
+        stalled = "results.stalled" if self._stalled_column else "NULL"
+        return conn.execute(
+            "SELECT runs.rowid, results.layer, results.position, results.final_loss, results.device, "
+            f"{stalled} FROM runs "
             f"CROSS JOIN results INDEXED BY results_summary ON results.run_key = runs.key{where}", args).fetchall()
 
     def _result_column(self, column: str, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Any]:
