@@ -35,7 +35,7 @@ def correlate(
     ] = None,
     comparator: Annotated[
         str,
-        typer.Option(help="The row every score and selection is compared with (task/metric[/layer]@init)."),
+        typer.Option(help="The row every score and selection is compared with (task/metric\\[/layer]@init)."),
     ] = "proxies/naswot@native",
     cv: Annotated[
         bool, typer.Option("--cv/--no-cv", help="Evaluate choices made from the data by leave-one-family-out cross-validation."),
