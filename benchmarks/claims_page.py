@@ -17,7 +17,7 @@ import datetime as _dt
 from pathlib import Path
 
 from archbench.report.claims import RULE, pair_cells
-from archbench.report.formats import _md_escape as esc
+from archbench.escaping import md_cell as esc
 
 DIFFERENCES = {
     "paper-cpu": [
