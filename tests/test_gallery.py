@@ -64,6 +64,22 @@ def test_a_second_run_reuses_the_store_and_the_cli_renders_it(gallery) -> None:
     assert (out / "index.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 7
 
 
+def test_the_quality_scales_reach_the_reports_with_their_direction(gallery) -> None:
+    from archbench.report import leaderboard_from_store, render
+    from archbench.store import ResultStore
+
+    report, _, tmp = gallery
+    with ResultStore(tmp / "out" / "gallery.db") as store:
+        lb = leaderboard_from_store(store, suite="gallery")
+        boards = {(b.task, b.metric): b.higher_is_better for b in lb.boards}
+        md, csv_text = render(lb, "md"), render(lb, "csv")
+    assert boards[("texture", "texture-quality@random-vgg19")] is True
+    assert boards[("style", "stylization@random-vgg19")] is True
+    assert boards[("texture", "gram@random-vgg19")] is False
+    assert "texture-quality@random-vgg19" in md and "stylization@random-vgg19" in md
+    assert "board,texture,texture-quality@random-vgg19,conv1_1,higher" in csv_text
+
+
 def test_bad_input_fails_before_anything_is_written(tmp_path) -> None:
     out = tmp_path / "out"
     with pytest.raises(ImageError):
