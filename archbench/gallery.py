@@ -288,15 +288,20 @@ def run_gallery(
         title: the page's title.
 
     Raises:
-        ArchbenchError: invalid spec, images or output folder (before anything runs).
+        ArchbenchError: invalid spec, names, layers, images or output folder -- before anything
+            runs or is written (the jobs are resolved and validated as ``archbench run`` does).
     """
+    from archbench.config import resolve_device
     from archbench.fileio import atomic_write, check_output_dir
     from archbench.report.gallery import gallery_html
+    from archbench.runner import prepare
     from archbench.store import ResultStore
     from archbench.sweep import run_sweep
+    from archbench.sweep.jobs import expand_jobs
 
-    suite = gallery_suite(spec)  # names and images checked before anything is written
-    out = check_output_dir(out_dir, "--out")
+    suite = gallery_suite(spec)
+    prepare(expand_jobs(suite, resolve_device(spec.device)))  # every job resolved, its layers and images checked
+    out = check_output_dir(out_dir, "--out")  # ... before anything is written
     run = runner or (lambda s, db: run_sweep(s, db, redefine=True))
     with ResultStore(Path(store_path) if store_path is not None else out / "gallery.db") as db:
         summary = run(suite, db)
