@@ -162,10 +162,21 @@ class Section:
     settings: dict[str, str]
 
 
-def _settings(config: RunConfig) -> dict[str, str]:
+#: task settings the results record (``Result.extra``) that the page shows with each section
+RESOLVED = ("preset", "normalize", "weighting", "gram_norm", "loss", "content_layers", "style_layers",
+            "alpha_beta_gamma", "content_norm", "tv_norm", "start")
+
+
+def _text(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def _settings(config: RunConfig, extra: dict[str, Any]) -> dict[str, str]:
+    """What a section ran with: budget, the options given, the settings the task resolved, metrics."""
     opts = {k: v for k, v in config.task_options().items() if k not in ("style", "content")}
     out = {"size": f"{config.size} px", "iterations": str(config.iterations), "optimizer": config.optimizer}
-    out.update({k: ", ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in sorted(opts.items())})
+    out.update({k: _text(v) for k, v in sorted(opts.items())})
+    out.update({k: _text(extra[k]) for k in RESOLVED if k in extra and k not in out})
     out["metrics"] = ", ".join(config.metrics)
     return out
 
@@ -215,7 +226,8 @@ def collect(store: Any, jobs: Sequence[RunConfig]) -> list[Section]:
                 refs.append(Picture(first.paths.get("style"), "style", reference=True))
             pictures = [_result_picture(r, "result" if task == "style" else r.layer) for r in results]
             rows.append(Row(_row_title(job), refs + pictures))
-        sections.append(Section(task, titles[task], rows, _settings(task_jobs[0])))
+        extra = next((r.extra for j in task_jobs for r in by_key.get(j.key, [])), {})
+        sections.append(Section(task, titles[task], rows, _settings(task_jobs[0], extra)))
     return sections
 
 
