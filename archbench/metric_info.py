@@ -34,6 +34,8 @@ BUILTIN: dict[str, MetricInfo] = {
         MetricInfo("lpips-alex", False),
         MetricInfo("lpips-vgg", False),
         MetricInfo("gram", False, judged=True),
+        MetricInfo("texture-quality", True, judged=True),
+        MetricInfo("stylization", True, judged=True),
         MetricInfo("spectrum", False),
         MetricInfo("color-swd", False),
         MetricInfo("activation", True),

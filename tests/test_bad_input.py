@@ -129,6 +129,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
 RUN = ["run", "--arch", "vgg11", "--image", "{d}/photo.png", "--size", "32", "--iters", "1", "--layer", "pool1",
        "--device", "cpu"]
 SWEEP_STORE = ["--store", "{d}/new/results.db"]
+GALLERY = ["gallery", "--arch", "vgg11", "--photo", "{d}/photo.png", "--texture", "{d}/photo.png", "--size", "32",
+           "--iters", "1", "--device", "cpu", "--judge", "random-vgg19", "--out", "{d}/new/gallery"]
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 
 #: (id, command line, what the one line on stderr must say); ``{d}`` is the folder of bad files
@@ -234,6 +236,12 @@ CORPUS = [
     ("sweep more jobs than --max-jobs", ["sweep", "{d}/two_seeds.toml", *SWEEP_STORE, "--max-jobs", "1"],
      "has 2 jobs, more than the limit of 1 per sweep"),
     ("sweep device override invalid", ["sweep", "{d}/valid.toml", *SWEEP_STORE, "--device", "tpu"], "invalid device 'tpu'"),
+    # ---- gallery (validated before anything is written: no page, no store)
+    ("gallery texture missing", [*GALLERY, "--texture", "{d}/none.png"], "does not exist"),
+    ("gallery unknown section", [*GALLERY, "--section", "textures"], "valid: reconstruct, texture, style"),
+    ("gallery unknown layer", [*GALLERY, "--recon-layer", "pool9"], "unknown layer of vgg11 'pool9'"),
+    ("gallery size 0", [*GALLERY, "--size", "0"], "size must be a positive integer, got 0"),
+    ("gallery out is a file", [*GALLERY[:-2], "--out", "{d}/afile"], "is a file, not a folder"),
     # ---- report
     ("report store missing", ["report", "--store", "{d}/none.db"], "does not exist"),
     ("report store is a text file", ["report", "--store", "{d}/notes.db"], "not an archbench results store"),

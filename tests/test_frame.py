@@ -391,7 +391,7 @@ def test_metric_directions_known_without_loading_metrics_match_the_registry():
     for name, info in BUILTIN.items():
         assert name in registered, name
         assert (info.higher_is_better, info.judged) == (registered[name].higher_is_better, registered[name].judged)
-    builtin_modules = {"ssim", "gram", "maximize", "lpips", "texture"}
+    builtin_modules = {"ssim", "gram", "maximize", "lpips", "texture", "quality"}
     for name, m in registered.items():
         if m.fn.__module__.rsplit(".", 1)[-1] in builtin_modules:
             assert name in BUILTIN, f"built-in metric {name!r} missing from archbench.metric_info.BUILTIN"

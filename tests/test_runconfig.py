@@ -190,7 +190,10 @@ def test_a_schema_1_store_is_migrated_in_place_without_losing_anything(tmp_path)
     assert failed.error and "does not exist" in failed.error
     # today's resolution of the same suite finds the migrated done runs: a sweep runs only the failed one
     # (without its missing image, which a suite is now refused for when parsed)
+    # and with the metrics the v1 texture job scored (the texture task's defaults have since grown by
+    # texture-quality: a configuration with more metrics is another configuration)
     text = (DATA / "store_v1" / "suite.toml").read_text().replace(', "no-such-image.png"', "")
+    text = text.replace('images = ["brick"]', 'images = ["brick"]\nmetrics = ["gram"]')
     suite = parse_suite_text(text, str(DATA / "store_v1" / "suite.toml"))
     if trained_judge_available() is None:
         jobs = expand_jobs(suite, "cpu")

@@ -39,7 +39,7 @@ def test_style_transfer_moves_towards_content_and_style(tmp_path: Path) -> None:
     )
     (r,) = report.results
     assert r.status == "done", r.error
-    assert set(r.metrics) == {"ssim", "gram"}
+    assert set(r.metrics) == {"ssim", "gram", "stylization"}
     assert r.extra["content_layers"] == ["conv2_1"] and r.extra["style_layers"][0] == "conv1_1"
     assert r.extra["alpha_beta_gamma"] == [100.0, 1.0, 1000.0]
     assert r.judge == "random-vgg19"
@@ -56,6 +56,7 @@ def test_style_transfer_moves_towards_content_and_style(tmp_path: Path) -> None:
     d_content = gram_distance(c, s, RANDOM_VGG19).item()
     assert d_out < d_content
     assert r.metrics["gram"] == pytest.approx(d_out, rel=0.05)  # scored on the unquantised result
+    assert r.metrics["stylization"] > 0  # moved from the content's Gram statistics toward the style's
 
 
 def test_presets_and_options_are_applied(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "archbench.cli.stack",
     "archbench.cli.correlate",
     "archbench.cli.export",
+    "archbench.cli.gallery",
 ]
 
 

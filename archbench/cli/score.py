@@ -49,6 +49,11 @@ def score_images(
     values: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     for metric in chosen:
+        if len(metric.roles) != 1:
+            values[metric.name] = None
+            unavailable[metric.name] = (f"{metric.name} compares the output with {len(metric.roles)} images "
+                                        f"({', '.join(metric.roles)}); `archbench score` compares two images")
+            continue
         try:
             with torch.no_grad():
                 v = float(metric(a, b)[0])

@@ -51,6 +51,9 @@ FLOORS: dict[str, tuple[float, float]] = {
     "ssim": (0.002, 0.0),
     "psnr": (0.02, 0.0),
     "lpips": (0.002, 0.0),
+    # the quality scales are ratios of order 1 that sit near 0 for poor results: an absolute floor
+    "texture-quality": (0.002, 0.0),
+    "stylization": (0.002, 0.0),
     "*": (0.0, 0.005),
 }
 #: the score of the optimisation itself: reported with its own tolerance, never gating

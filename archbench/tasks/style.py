@@ -124,7 +124,7 @@ class Style(Task):
 
     name = "style"
     description = "style transfer: content conv2_2, style conv1_1..conv5_1, α:β:γ 100:1:1000 (He et al. 2016, task 3)"
-    default_metrics = ("ssim", "gram")
+    default_metrics = ("ssim", "gram", "stylization")
     Options = StyleOptions
     image_option = "content"
     path_options = ("style", "content")

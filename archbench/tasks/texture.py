@@ -201,7 +201,7 @@ class Texture(Task):
 
     name = "texture"
     description = "texture synthesis by Gram matching from white noise, cumulative layer sets (He et al. 2016, task 2)"
-    default_metrics = ("gram",)
+    default_metrics = ("gram", "texture-quality")
     Options = TextureOptions
 
     def layers(self, net: TappedNetwork, opts: TextureOptions) -> list[str]:
