@@ -3,7 +3,7 @@
     archbench sweep paper-cpu --store runs/paper.db
     archbench sweep champandard2016-cpu --store runs/champ.db
     python benchmarks/claims_page.py --store runs/paper.db:paper-cpu --store runs/champ.db:champandard2016-cpu \
-        --minutes paper-cpu=NN --minutes champandard2016-cpu=NN --out docs/claims.md --reports reports/claims
+        --minutes paper-cpu=NN --minutes champandard2016-cpu=NN [--time-note SUITE=TEXT] --out docs/claims.md --reports reports/claims
 
 One table per paper (claim, comparison, archbench's number with its 95% interval, n, p, verdict),
 the settings each suite ran with, the measured wall time, and what differs from the papers.
@@ -55,6 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", action="append", required=True, help="STORE.db:SUITE (repeatable)")
     ap.add_argument("--minutes", action="append", default=[], help="SUITE=MINUTES measured wall time")
+    ap.add_argument("--time-note", action="append", default=[], help="SUITE=TEXT: how the wall time was measured")
     ap.add_argument("--out", type=Path, default=Path("docs/claims.md"))
     ap.add_argument("--reports", type=Path, default=None)
     args = ap.parse_args()
@@ -63,6 +64,7 @@ def main() -> None:
     from archbench.sweep import load_suite
 
     minutes = dict(m.split("=", 1) for m in args.minutes)
+    notes = dict(m.split("=", 1) for m in args.time_note)
     lines = [
         "# The papers' claims, measured",
         "",
@@ -88,11 +90,12 @@ def main() -> None:
             lines += [f"## {esc(source)} (suite `{suite.name}`)", ""]
             lines += claims_table([c for c in lb.claims if (c.claim.source or "other") == source])
             lines.append("")
-        done = sum(j.status == "done" for j in lb.jobs)
+        done = lb.n_jobs - len(lb.failed) - len(lb.not_run)
         lines += [
             f"**Settings** (`{suite.name}`): {esc(suite.description)}. Seeds {suite.seeds}; "
             f"{done} jobs done, {len(lb.failed)} failed, {len(lb.not_run)} not run (trained weights absent)."
-            + (f" Wall time of `archbench sweep {suite.name}` on 2 CPU cores: **{minutes[suite.name]} min**." if suite.name in minutes else ""),
+            + (f" Wall time of `archbench sweep {suite.name}` on 2 CPU cores: **{minutes[suite.name]} min**"
+               + (f" ({esc(notes[suite.name])})." if suite.name in notes else ".") if suite.name in minutes else ""),
             "",
             "**What differs from the paper:**",
             "",
