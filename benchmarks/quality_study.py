@@ -45,14 +45,14 @@ def _png(path: str) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0)
 
 
-def _score(name: str, output: torch.Tensor, reference: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> float | None:
+def _score(name: str, output: torch.Tensor, *references: torch.Tensor) -> float | None:
     try:
         metric = get_metric(name)
     except Exception as exc:  # the metric is not registered in this checkout
         log.warning("metric %s unavailable: %s", name, exc)
         return None
     with torch.no_grad():
-        return float(metric(output, reference)[0])
+        return float(metric.fn(output, *references)[0])
 
 
 def run_setting(task: str, name: str, spec: dict[str, Any], images: list[str], style: str | None, out: Path) -> list[dict]:
@@ -94,7 +94,7 @@ def score_rows(rows: list[dict]) -> None:
             content, style = _png(row["paths"]["target"]), _png(row["paths"]["style"])
             row["gram"] = _score("gram", out, style)
             row["ssim"] = _score("ssim", out, content)
-            row["stylization"] = _score("stylization", out, (content, style))
+            row["stylization"] = _score("stylization", out, content, style)
 
 
 def _fmt(v: Any) -> str:
@@ -134,7 +134,7 @@ def contact_sheet(rows: list[dict], task: str, layer: str | None, path: Path, ce
     sheet = Image.new("RGB", (label_w + cell * (len(images) + 1), 16 + cell * len(settings)), "white")
     draw = ImageDraw.Draw(sheet)
     for col, (img, st) in enumerate(images):
-        draw.text((label_w + cell * (col + 1) + 2, 2), f"{img}{'×' + st if st and task == 'style' else ''}"[:20], fill="black")
+        draw.text((label_w + cell * (col + 1) + 2, 2), f"{img}{' x ' + st if st and task == 'style' else ''}"[:20], fill="black")
     draw.text((label_w + 2, 2), "reference", fill="black")
     for row_i, s in enumerate(settings):
         y = 16 + cell * row_i

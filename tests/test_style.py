@@ -41,7 +41,8 @@ def test_style_transfer_moves_towards_content_and_style(tmp_path: Path) -> None:
     assert r.status == "done", r.error
     assert set(r.metrics) == {"ssim", "gram", "stylization"}
     assert r.extra["content_layers"] == ["conv2_1"] and r.extra["style_layers"][0] == "conv1_1"
-    assert r.extra["alpha_beta_gamma"] == [100.0, 1.0, 1000.0]
+    assert r.extra["alpha_beta_gamma"] == [0.05, 1.0, 1000.0]  # the archbench preset (issue-19 study)
+    assert r.extra["start"] == "content"
     assert r.judge == "random-vgg19"
     net = create_arch(ARCH, seed=2)
     c, s = load_image(content, SIZE), load_image(style, SIZE)
@@ -82,3 +83,43 @@ def test_cli_style_image_that_fails_to_load(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and "broken.png" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_defaults_are_the_studys_choice() -> None:
+    """docs/tasks.md, "Defaults study": style transfer stylises at α:β = 0.05:1 under the automatic
+    weights when it starts from the content photo; the paper preset keeps the paper's 100:1 and
+    white-noise start (presets that reproduce a tool or paper keep its settings)."""
+    from archbench.tasks.presets import DEFAULT_PRESET, get_preset
+    from archbench.tasks.style import StyleOptions
+    from archbench.tasks.texture import TextureOptions
+
+    assert DEFAULT_PRESET == "archbench"
+    o = StyleOptions(style="brick")
+    assert o.preset == "archbench" and TextureOptions().preset == "archbench"
+    assert (o.content_weight, o.style_weight, o.tv_weight) == (0.05, 1.0, 1000.0)
+    assert (o.start, o.weighting, o.gram_norm, o.tv_norm) == ("content", "auto", "paper", "mean")
+    paper = StyleOptions(style="brick", preset="paper")
+    assert (paper.content_weight, paper.start) == (100.0, "noise")
+    p, a = get_preset("paper"), get_preset("archbench")
+    assert p.arch_layers and a.arch_layers and p.style_layers == a.style_layers and p.content_layers == a.content_layers
+
+
+def test_content_start_with_automatic_weights_moves_the_image(tmp_path: Path) -> None:
+    """The automatic weights are calibrated at white noise whatever the start: at the content image
+    the content term's gradient is zero, and calibrating there gave it an unbounded weight that froze
+    the image (the run stopped as stalled with content SSIM 1)."""
+    content, style = blob(tmp_path / "blob.png"), stripes(tmp_path / "stripes.png")
+    report = run_task(
+        ARCH, "style", [str(content)], size=SIZE, iterations=20, seed=2, device="cpu",
+        options={"style": str(style), "start": "content", "content_weight": 1.0}, judge="random-vgg19",
+    )
+    (r,) = report.results
+    assert r.status == "done", r.error
+    assert r.stalled is False
+    assert r.metrics["ssim"] < 0.98 and r.metrics["stylization"] > 0
+    from_noise = run_task(
+        ARCH, "style", [str(content)], size=SIZE, iterations=1, seed=2, device="cpu", metrics=["ssim"],
+        options={"style": str(style), "start": "noise", "content_weight": 1.0},
+    ).results[0]
+    # the same calibration as from white noise (before: the content term got 1/1e-30)
+    assert r.extra["layer_weights"] == pytest.approx(from_noise.extra["layer_weights"], rel=1e-5)

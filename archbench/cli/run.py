@@ -93,7 +93,7 @@ def run(
     style: Annotated[str | None, typer.Option(help="style: the style image (built-in name or path).")] = None,
     content: Annotated[str | None, typer.Option(help="style: the content image (default: --image).")] = None,
     start: Annotated[str | None, typer.Option(help="style: start from noise (paper), content or faint.")] = None,
-    preset: Annotated[str | None, typer.Option(help="texture, style: paper (default), gatys-texture, gatys-style, pytorch-tutorial, neural-style.")] = None,
+    preset: Annotated[str | None, typer.Option(help="texture, style: archbench (default), paper, gatys-texture, gatys-style, pytorch-tutorial, neural-style.")] = None,
     weighting: Annotated[str | None, typer.Option(help="texture, style: layer weights auto (paper), none, inverse-loss, normalize-gradients.")] = None,
     gram_norm: Annotated[str | None, typer.Option(help="texture, style: Gram normalisation paper, m, hw, nm, chw.")] = None,
     judge: Annotated[str, typer.Option(help="Network scoring the gram metric: auto, trained-vgg16, random-vgg19.")] = "auto",

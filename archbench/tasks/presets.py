@@ -2,11 +2,17 @@
 
 A preset fixes, for the texture and style tasks, the layers, the Gram normalisation, the weights,
 the weighting scheme, the start image and the tools' iteration budgets (METHOD.md's table).
-Any option given explicitly overrides the preset's value.
+Any option given explicitly overrides the preset's value. ``archbench`` is the default
+(:data:`DEFAULT_PRESET`): the paper's method with the content weight and start that the issue-19
+study found to give stylised pictures under archbench's automatic weights (``docs/tasks.md``,
+"Defaults study"); ``paper`` keeps the paper's literal α:β:γ, whose balance belongs to the paper's
+own loss normalisation (under the automatic weights it returns the content photo nearly unchanged).
+For textures the two are the same.
 
 =================== ========================== ============================== ======= ====================== =======
 preset              style/texture layers       content layer                  Gram    weights                start
 =================== ========================== ============================== ======= ====================== =======
+``archbench``       conv1_1 … conv5_1          conv2_2                        paper   auto; α:β:γ 0.05:1:1e3 content
 ``paper``           conv1_1 … conv5_1          conv2_2                        paper   auto; α:β:γ 100:1:1000 noise
 ``gatys-texture``   conv1_1, pool1 … pool4     —                              m       1e9 per layer          noise
 ``gatys-style``     conv1_1 … conv5_1 (r11…)   conv4_2 (r42)                  hw      style 1e3/n², content 1 content
@@ -57,6 +63,8 @@ class Preset:
         cumulative: texture only: cumulative layer sets (``True``) or one problem with all layers.
         iterations: the tool's budget (``None``: archbench's default).
         pool: the pooling the tool used (informational; set it in the arch spec).
+        arch_layers: the layers are the architecture's own defaults (conv1_1 … conv5_1 and
+            conv2_2 on VGG, the first tap of each stride level elsewhere), not the tuples above.
     """
 
     name: str
@@ -75,6 +83,7 @@ class Preset:
     cumulative: bool = True
     iterations: int | None = None
     pool: str = "avg"
+    arch_layers: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -85,10 +94,24 @@ def _add(p: Preset) -> None:
     PRESETS.add(p.name, p)
 
 
+#: the preset the texture and style tasks use when none is given
+DEFAULT_PRESET = "archbench"
+
+_add(
+    Preset(
+        "archbench",
+        "archbench's default (issue-19 study, docs/tasks.md): the paper's method with α:β:γ = 0.05:1:1000 "
+        "under the automatic weights, style transfer starting from the content photo",
+        content_weight=0.05,
+        start="content",
+        arch_layers=True,
+    )
+)
 _add(
     Preset(
         "paper",
         "He, Wang & Hopcroft 2016: automatic layer weights, α:β:γ = 100:1:1000, squared-difference TV",
+        arch_layers=True,
     )
 )
 _add(

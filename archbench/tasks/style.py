@@ -5,7 +5,8 @@ x* = argmin_x  α·Σ_c ω_c·L_content,c(x, x_c) + β·Σ_l μ_l·E_l(x, x_s) +
 * content layer ``conv2_2`` (feature loss 1/(2NM)·‖F − P‖², the paper's form), style layers
   ``conv1_1 … conv5_1`` (Gram loss, :mod:`archbench.losses.gram`), α:β:γ = 100:1:1000;
 * ω, μ from the weighting scheme (default ``auto``, the paper's pre-pass, see
-  :mod:`archbench.tasks.weighting`);
+  :mod:`archbench.tasks.weighting`), computed at white noise of the content's size whatever the
+  start (at the content image the content term's gradient is zero);
 * R_TV is the squared-difference total variation. Under ``tv_norm="mean"`` (the paper preset's
   default) it is divided by the number of pixel values C·H·W: with layer terms normalised to unit
   mean input gradient, the raw sum times γ = 1000 would outweigh every other term by about four
@@ -30,7 +31,7 @@ from archbench.images import image_label, load_image
 from archbench.losses.gram import check_gram_norm
 from archbench.losses.patches import check_patch_layers, default_patch_layers
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
-from archbench.tasks.presets import get_preset
+from archbench.tasks.presets import DEFAULT_PRESET, get_preset
 from archbench.tasks.reconstruct import white_noise
 from archbench.tasks.texture import (
     check_layers,
@@ -56,7 +57,7 @@ class StyleOptions:
     Attributes:
         style: the style image (built-in name or path); required.
         content: the content image, overriding the job's images.
-        preset: ``paper`` (default), ``gatys-style``, ``pytorch-tutorial``, ``neural-style``.
+        preset: ``archbench`` (default), ``paper``, ``gatys-style``, ``pytorch-tutorial``, ``neural-style``.
         content_layers, style_layers: taps of the content and style terms.
         content_weight, style_weight, tv_weight: α, β, γ.
         style_layer_weights: per-style-layer weights (one per layer or one for all).
@@ -72,7 +73,7 @@ class StyleOptions:
 
     style: str | None = None
     content: str | None = None
-    preset: str = "paper"
+    preset: str = DEFAULT_PRESET
     content_layers: list[str] | None = None
     style_layers: list[str] | None = None
     content_weight: float | None = None
@@ -135,12 +136,12 @@ class Style(Task):
         content = opts.content_layers
         style = opts.style_layers
         if content is None:
-            content = list(preset.content_layers) if opts.preset != "paper" and preset.content_layers else None
+            content = list(preset.content_layers) if not preset.arch_layers and preset.content_layers else None
             content = content or default_content_layers(net)
         if style is None and opts.loss == "patches":
             style = default_patch_layers(net)
         if style is None:
-            style = list(preset.style_layers) if opts.preset != "paper" and preset.style_layers else None
+            style = list(preset.style_layers) if not preset.arch_layers and preset.style_layers else None
             style = style or default_style_layers(net)
         return list(content), list(style)
 
@@ -203,7 +204,11 @@ class Style(Task):
             terms.append(Term("tv", "tv", None, None, opts.tv_weight, opts.tv_norm))
         objective = WeightedObjective(net, terms, opts.weighting)
         total = job.optim.iterations * n_img
-        res = run_batches(objective, starts, job.optim, progress, 0, total)
+        # the paper's pre-pass is at white noise, whatever the start: at the content image (``start=
+        # content``, or a later phase's upsampled result) the content term's gradient is zero or
+        # nearly so, and ``auto`` would give it an unbounded weight that freezes the image
+        noise = white_noise(tuple(starts.shape), job.seed, starts.device)
+        res = run_batches(objective, starts, job.optim, progress, 0, total, calibrate_at=noise)
         seconds = (time.perf_counter() - t0) / n_img
         return outputs_from_optim(
             res, sources, label, starts,

@@ -30,7 +30,7 @@ from archbench.losses.gram import check_gram_norm, gram_matrix
 from archbench.losses.patches import check_patch_layers, default_patch_layers, patch_source
 from archbench.optimizers import OptimConfig, minimize_chunked
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
-from archbench.tasks.presets import Preset, get_preset
+from archbench.tasks.presets import DEFAULT_PRESET, Preset, get_preset
 from archbench.tasks.reconstruct import white_noise
 from archbench.tasks.weighting import Term, WeightedObjective, check_weighting
 
@@ -142,10 +142,12 @@ def layer_weights_for(layers: list[str], given: list[float] | None, what: str = 
 
 
 def run_batches(
-    objective: WeightedObjective, starts: torch.Tensor, optim: OptimConfig, progress: Progress | None, offset: int, total: int
+    objective: WeightedObjective, starts: torch.Tensor, optim: OptimConfig, progress: Progress | None, offset: int, total: int,
+    calibrate_at: torch.Tensor | None = None,
 ):
-    """Calibrate ``objective`` at ``starts`` and minimise it; returns the optimiser's result."""
-    objective.calibrate(starts)
+    """Calibrate ``objective`` at ``calibrate_at`` (default: ``starts``) and minimise it from
+    ``starts``; returns the optimiser's result."""
+    objective.calibrate(starts if calibrate_at is None else calibrate_at)
 
     def report(done: int, _total: int) -> None:
         if progress:
@@ -161,7 +163,7 @@ class TextureOptions:
     Attributes:
         layers: Gram layers (default: conv1_1 … conv5_1 for VGG, see :func:`default_style_layers`).
         cumulative: one problem per cumulative prefix of ``layers`` (default) or one in all.
-        preset: ``paper`` (default), ``gatys-texture``, ... (:mod:`archbench.tasks.presets`).
+        preset: ``archbench`` (default), ``paper``, ``gatys-texture``, ... (:mod:`archbench.tasks.presets`).
         weighting: ``auto``, ``none``, ``inverse-loss``, ``normalize-gradients``.
         gram_norm: Gram normalisation (:data:`archbench.losses.gram.GRAM_NORMS`).
         layer_weights: fixed per-layer weights (one per layer of the full list, or one for all).
@@ -173,7 +175,7 @@ class TextureOptions:
 
     layers: list[str] | None = None
     cumulative: bool | None = None
-    preset: str = "paper"
+    preset: str = DEFAULT_PRESET
     weighting: str | None = None
     gram_norm: str | None = None
     layer_weights: list[float] | None = None
@@ -210,7 +212,7 @@ class Texture(Task):
         if opts.loss == "patches":
             return default_patch_layers(net)
         preset = opts.preset_obj
-        if opts.preset != "paper" and preset.style_layers:
+        if not preset.arch_layers and preset.style_layers:
             return list(preset.style_layers)
         return default_style_layers(net)
 
