@@ -16,8 +16,8 @@ import argparse
 import datetime as _dt
 from pathlib import Path
 
-from archbench.report.claims import RULE, pair_cells
 from archbench.escaping import md_cell as esc
+from archbench.report.claims import RULE, pair_cells
 
 DIFFERENCES = {
     "paper-cpu": [

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from archbench.images import load_image
 from archbench.metrics import get_metric
 from archbench.runner import run_task
 
