@@ -1,9 +1,10 @@
-"""Task 3 of the paper: style transfer (Gatys et al. 2016) with the paper's defaults.
+"""Task 3 of the paper: style transfer (Gatys et al. 2016) with the paper's method.
 
 x* = argmin_x  α·Σ_c ω_c·L_content,c(x, x_c) + β·Σ_l μ_l·E_l(x, x_s) + γ·R_TV(x)
 
 * content layer ``conv2_2`` (feature loss 1/(2NM)·‖F − P‖², the paper's form), style layers
-  ``conv1_1 … conv5_1`` (Gram loss, :mod:`archbench.losses.gram`), α:β:γ = 100:1:1000;
+  ``conv1_1 … conv5_1`` (Gram loss, :mod:`archbench.losses.gram`); α:β:γ = 0.05:1:1000 under the
+  default preset ``archbench`` (the issue-19 study, ``docs/tasks.md``), 100:1:1000 under ``paper``;
 * ω, μ from the weighting scheme (default ``auto``, the paper's pre-pass, see
   :mod:`archbench.tasks.weighting`), computed at white noise of the content's size whatever the
   start (at the content image the content term's gradient is zero);
@@ -11,7 +12,8 @@ x* = argmin_x  α·Σ_c ω_c·L_content,c(x, x_c) + β·Σ_l μ_l·E_l(x, x_s) +
   default) it is divided by the number of pixel values C·H·W: with layer terms normalised to unit
   mean input gradient, the raw sum times γ = 1000 would outweigh every other term by about four
   orders of magnitude at 256 px and flatten the image. ``tv_norm="sum"`` is the literal sum.
-* start from white noise (``start="noise"``, default) or from the content image.
+* start from the content image (``start="content"``, the ``archbench`` preset's), white noise
+  (``"noise"``, the ``paper`` preset's) or ``"faint"`` noise.
 
 The content images are the job's images (or the ``content`` option); one ``style`` image is used
 for all of them. Results are compared with the content image (role ``target``) and the style image
