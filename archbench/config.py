@@ -39,8 +39,10 @@ from archbench.limits import MAX_SIZE, MAX_SIZE_ENV, max_size  # noqa: F401  (do
 #: bump when the meaning of a configuration changes (every key changes with it); 3: the
 #: optimisers' scale-free stopping rule (results of format 2 came from the absolute one); 4: the
 #: texture and style tasks' default preset is ``archbench`` (was ``paper``), and style transfer
-#: calibrates its automatic weights at white noise whatever the start
-CONFIG_FORMAT = 4
+#: calibrates its automatic weights at white noise whatever the start; 5: the reconstruct task's
+#: default preset is ``archbench`` (1/f Fourier parameterisation from pink noise; ``paper`` keeps
+#: pixels from white noise), and stacked candidates reconstruct under ``paper``
+CONFIG_FORMAT = 5
 KEY_LENGTH = 20
 
 

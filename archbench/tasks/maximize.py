@@ -62,6 +62,7 @@ from archbench.metrics.maximize import (
 )
 from archbench.optimizers.base import stalled_flags
 from archbench.tasks.base import NO_IMAGE, Progress, Task, TaskJob, TaskOutput, register_task
+from archbench.tasks.param import frequencies
 
 log = logging.getLogger(__name__)
 
@@ -238,13 +239,6 @@ class MaximizeOptions:
 
 
 # -- parameterisations ------------------------------------------------------------------------------
-
-
-def frequencies(h: int, w: int, device: torch.device) -> torch.Tensor:
-    """Radial frequency ``sqrt(fy² + fx²)`` in cycles per pixel of the ``rfft2`` grid, ``(h, w//2+1)``."""
-    fy = torch.fft.fftfreq(h, device=device)[:, None]
-    fx = torch.fft.rfftfreq(w, device=device)[None, :]
-    return (fy.pow(2) + fx.pow(2)).sqrt()
 
 
 def gaussian_transfer(h: int, w: int, sigma: float, device: torch.device) -> torch.Tensor:

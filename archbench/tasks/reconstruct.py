@@ -1,6 +1,17 @@
-"""Task 1 of the paper: invert a representation (reconstruction from white noise).
+"""Task 1 of the paper: invert a representation (reconstruction from noise).
 
 x* = argmin_x  L(F_l(x), F_l(x0)) + λ_TV·TV^β(x) + λ_α·‖x‖_α^α
+
+Presets (option ``preset``): ``archbench`` (the default) optimises the image in a 1/f-scaled
+Fourier basis (``param="fourier"``) from faint pink noise around mid-grey (``start="pink"``);
+``paper`` optimises pixels from uniform white noise (``param="pixel"``, ``start="noise"``), the
+paper's method and archbench's default before issue 26. Under the paper's settings the deep layers
+stay noise within a CPU budget (VGG-19, 128 px, 100 iterations: pool4/pool5 SSIM 0.08/0.02):
+their random features barely see high frequencies, so the white-noise start's noise sits in their
+near-null space and is never removed. From pink noise under the 1/f preconditioning the layout
+forms from the low frequencies up (pool4/pool5 SSIM 0.27/0.17 at the same budget); the
+study and its pictures are in ``docs/tasks.md`` ("Deep layers"), the benchmark in
+``benchmarks/deep_layers.py``. ``param`` and ``start`` can be set on their own.
 
 where F_l is the output of tap ``l``. The feature term is normalised (``normalize``):
 ``relative`` (default) divides by ‖F_l(x0)‖², the scale-free form that keeps L-BFGS moving with
@@ -21,6 +32,7 @@ levels), in which a network's later stages count as much as its first.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -31,7 +43,21 @@ from archbench.errors import ConfigError
 from archbench.images import image_label, load_image
 from archbench.losses import FEATURE_NORMS, alpha_norm, feature_loss, tv_loss
 from archbench.optimizers import minimize_chunked
+from archbench.optimizers.base import OptimConfig, OptimResult, stalled_flags
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
+from archbench.tasks.param import PARAMS, ImageParam, FourierParam, make_param
+
+#: starts of the reconstruction: ``noise`` (uniform white noise in [0, 1], the paper's) or ``pink``
+#: (faint 1/f noise around mid-grey: Fourier coefficients ``~ N(0, start_std²)``, see
+#: :mod:`archbench.tasks.param`)
+STARTS = ("noise", "pink")
+#: the reconstruction presets: ``archbench`` (default, from the deep-layer study in
+#: ``docs/tasks.md``) and ``paper`` (He et al.: pixels from white noise)
+PRESETS: dict[str, dict[str, str]] = {
+    "archbench": {"param": "fourier", "start": "pink"},
+    "paper": {"param": "pixel", "start": "noise"},
+}
+DEFAULT_PRESET = "archbench"
 
 
 def default_layers(net: TappedNetwork) -> list[str]:
@@ -56,6 +82,28 @@ def white_noise(shape: tuple[int, ...], seed: int, device: torch.device) -> torc
     gen = torch.Generator().manual_seed(int(seed))
     one = torch.rand((1, *shape[1:]), generator=gen)
     return one.expand(shape).contiguous().to(device)
+
+
+def start_images(opts: ReconstructOptions, shape: tuple[int, ...], seed: int, device: torch.device) -> torch.Tensor:
+    """The reconstruction's start images ``shape = (B, 3, H, W)`` (option ``start``; the same draw
+    for every sample): white noise, or faint 1/f noise rendered through the Fourier basis."""
+    if opts.start == "noise":
+        return white_noise(shape, seed, device)
+    fourier = FourierParam(*shape[1:], decay=opts.decay, device=device)
+    return fourier.decode(fourier.noise(shape[0], seed, opts.start_std, device))
+
+
+@torch.no_grad()
+def decode_result(res: OptimResult, param: ImageParam, starts: torch.Tensor, config: OptimConfig) -> OptimResult:
+    """``res`` with its iterates as images (``param.decode``) and the stalled flags judged on the
+    images (a pixel that moved by one grey level), whatever the parameterisation."""
+    if param.name == "pixel":
+        return dataclasses.replace(res, x=param.decode(res.x))
+    x = param.decode(res.x)
+    stalled = res.stalled
+    if res.initial_loss is not None and stalled:
+        stalled = stalled_flags(starts, x, res.initial_loss, res.final_loss, config)
+    return dataclasses.replace(res, x=x, stalled=stalled)
 
 
 @torch.no_grad()
@@ -121,6 +169,15 @@ class ReconstructOptions:
         tv_beta: β of the TV prior (2 = squared differences).
         alpha_weight: weight λ_α of the α-norm prior (0 = off).
         alpha: α of the α-norm prior.
+        preset: ``archbench`` (default: ``param="fourier"``, ``start="pink"``) or ``paper``
+            (``param="pixel"``, ``start="noise"``: the paper's white-noise start in pixels).
+        param: image parameterisation the optimiser moves (:mod:`archbench.tasks.param`):
+            ``fourier`` (1/f-scaled Fourier coefficients) or ``pixel``; ``None``: the preset's.
+        start: ``noise`` (uniform white noise) or ``pink`` (faint 1/f noise around grey);
+            ``None``: the preset's.
+        start_std: std of the ``pink`` start's Fourier coefficients (0.01: within about 0.01 of
+            mid-grey).
+        decay: exponent of the Fourier parameterisation's spectral scale ``f^-decay``.
     """
 
     layers: list[str] | None = None
@@ -130,8 +187,25 @@ class ReconstructOptions:
     tv_beta: float = 2.0
     alpha_weight: float = 0.0
     alpha: float = 6.0
+    preset: str = DEFAULT_PRESET
+    param: str | None = None
+    start: str | None = None
+    start_std: float = 0.01
+    decay: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown reconstruct preset {self.preset!r}; valid: {', '.join(PRESETS)}")
+        self.param = self.param if self.param is not None else PRESETS[self.preset]["param"]
+        self.start = self.start if self.start is not None else PRESETS[self.preset]["start"]
+        if self.param not in PARAMS:
+            raise ConfigError(f"unknown param {self.param!r}; valid: {', '.join(PARAMS)}")
+        if self.start not in STARTS:
+            raise ConfigError(f"unknown start {self.start!r}; valid: {', '.join(STARTS)}")
+        for name in ("start_std", "decay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
+                raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
         if isinstance(self.layers, str):
             self.layers = [s for s in self.layers.split(",") if s]
         if self.levels is not None:
@@ -148,18 +222,27 @@ class ReconstructOptions:
 class ReconstructObjective:
     """Per-sample reconstruction loss for a batch sharing one layer.
 
-    Call as ``objective(x)`` for the whole batch or ``objective(x, index)`` for the samples
-    ``index`` of it (so an optimiser may split the batch into chunks).
+    Call as ``objective(z)`` for the whole batch or ``objective(z, index)`` for the samples
+    ``index`` of it (so an optimiser may split the batch into chunks); ``z`` are the coordinates of
+    the parameterisation ``param`` (default: the images themselves).
     """
 
     def __init__(
-        self, net: TappedNetwork, layer: str, targets: torch.Tensor, weights: torch.Tensor, opts: ReconstructOptions
+        self,
+        net: TappedNetwork,
+        layer: str,
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        opts: ReconstructOptions,
+        param: ImageParam | None = None,
     ) -> None:
         self.net, self.layer, self.targets, self.weights, self.opts = net, layer, targets, weights, opts
+        self.param = param
 
-    def __call__(self, x: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, z: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         targets = self.targets if index is None else self.targets[index]
         weights = self.weights if index is None else self.weights[index]
+        x = self.param.decode(z) if self.param is not None else z
         f = self.net(x, [self.layer])[self.layer]
         loss = weights * feature_loss(f.float(), targets, self.opts.normalize)
         if self.opts.tv_weight:
@@ -202,7 +285,8 @@ class Reconstruct(Task):
         need = max(net.tap(layer).min_size for layer in layers)
         targets = torch.cat([load_image(s, job.size, min_side=need) for s in job.images]).to(device)
         n_img = targets.shape[0]
-        noise = white_noise(tuple(targets.shape), job.seed, device)
+        noise = start_images(opts, tuple(targets.shape), job.seed, device)
+        param = make_param(opts.param, *targets.shape[1:], decay=opts.decay, device=device)
         labels = [image_label(s) for s in job.images]
         total = job.optim.iterations * n_img * len(layers)
         outputs: list[TaskOutput] = []
@@ -215,20 +299,24 @@ class Reconstruct(Task):
                 weights = auto_layer_weight(net, layer, starts, feats, opts.normalize)
             else:
                 weights = torch.ones(n_img, device=device)
-            objective = ReconstructObjective(net, layer, feats, weights, opts)
+            objective = ReconstructObjective(net, layer, feats, weights, opts, param)
             offset = g * job.optim.iterations * n_img
 
             def report(done: int, _total: int, offset: int = offset) -> None:
                 if progress:
                     progress(offset + done, total)
 
-            res = minimize_chunked(objective, starts, job.optim, progress=report)
+            res = minimize_chunked(objective, param.encode(starts), job.optim, progress=report)
+            res = decode_result(res, param, starts, job.optim)
+            with torch.no_grad():  # the loss of the image as saved (clamped to [0, 1]), comparable across settings
+                saved = feature_loss(net(res.x.clamp(0, 1), [layer])[layer].float(), feats, "relative")
             seconds = (time.perf_counter() - t0) / n_img
             outputs += outputs_from_optim(
                 res, job.images, layer, starts,
                 references=[{"target": targets[b]} for b in range(len(job.images))],
                 seconds=seconds,
-                extra=[{"layer_weight": float(weights[b]), "normalize": opts.normalize, "level": net.tap(layer).level}
+                extra=[{"layer_weight": float(weights[b]), "normalize": opts.normalize, "level": net.tap(layer).level,
+                        "param": opts.param, "start": opts.start, "result_loss": float(saved[b])}
                        for b in range(len(job.images))],
             )
         return outputs

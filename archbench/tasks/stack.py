@@ -106,7 +106,7 @@ def build_stacked(
     """Build the stacked random network (see module docstring).
 
     Every candidate's reconstruction is one ``reconstruct`` run (layer ``l``, ``normalize =
-    relative``, no metrics) through :func:`archbench.runner.execute` on the network being stacked.
+    relative``, ``preset = paper``: pixels from white noise, the paper's procedure, no metrics) through :func:`archbench.runner.execute` on the network being stacked.
 
     Args:
         arch: architecture spec (a sequential network: the VGG family).
@@ -151,7 +151,7 @@ def build_stacked(
     for layer in order:
         (config,) = resolve(
             arch, "reconstruct", [reference], init=init, seed=seed, size=size, iterations=iterations,
-            history=history, options={"layers": [layer], "normalize": "relative"}, metrics=[], device=device,
+            history=history, options={"layers": [layer], "normalize": "relative", "preset": "paper"}, metrics=[], device=device,
         )
         stage = net.stages[layer]
         seeds = [derive_seed(seed, layer, k) for k in range(candidates)]
