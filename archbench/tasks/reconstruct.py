@@ -45,7 +45,7 @@ from archbench.losses import FEATURE_NORMS, alpha_norm, feature_loss, tv_loss
 from archbench.optimizers import minimize_chunked
 from archbench.optimizers.base import OptimConfig, OptimResult, stalled_flags
 from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput, outputs_from_optim, register_task
-from archbench.tasks.param import PARAMS, ImageParam, FourierParam, make_param
+from archbench.tasks.param import PARAMS, FourierParam, ImageParam, make_param
 
 #: starts of the reconstruction: ``noise`` (uniform white noise in [0, 1], the paper's) or ``pink``
 #: (faint 1/f noise around mid-grey: Fourier coefficients ``~ N(0, start_std²)``, see
