@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
@@ -54,28 +56,33 @@ def test_presets_resolve_param_and_start_and_explicit_values_win() -> None:
     assert isinstance(make_param("pixel", 3, 8, 8), PixelParam)
 
 
-def _deep_run(options: dict, iterations: int = 25) -> dict:
+@functools.cache
+def _deep_run(preset: str = "archbench", start: str | None = None) -> dict:
+    """pool4 (4 x 4 positions) of a 64 px photo after 60 iterations (measured: the default's saved
+    image reaches a loss of 0.0049 where the paper's reaches 0.0201; at 20 iterations the two are
+    still level, the default's picture already better: SSIM 0.13 vs 0.05)."""
     from archbench import run_task
 
-    report = run_task("vgg19", "reconstruct", ["astronaut"], size=32, iterations=iterations,
-                      options={"layers": ["pool4"], **options}, metrics=["ssim"])
+    options = {"layers": ["pool4"], "preset": preset, **({"start": start} if start else {})}
+    report = run_task("vgg19", "reconstruct", ["astronaut"], size=64, iterations=60, options=options, metrics=["ssim"])
     (res,) = report.results
     assert res.status == "done"
     return {"loss": res.extra["result_loss"], "ssim": res.metrics["ssim"], "param": res.extra["param"]}
 
 
 def test_default_lowers_a_deep_layers_loss_below_the_papers_in_the_same_iterations() -> None:
-    """The loss of the saved image (clamped to [0, 1]) at pool4 after the same 25 iterations."""
-    new = _deep_run({})
-    old = _deep_run({"preset": "paper"})
+    """The loss of the saved image (clamped to [0, 1]) at pool4 after the same 60 iterations."""
+    new = _deep_run()
+    old = _deep_run("paper")
     assert (new["param"], old["param"]) == ("fourier", "pixel")
-    assert new["loss"] < 0.7 * old["loss"], (new, old)
-    assert new["ssim"] > old["ssim"]
+    assert new["loss"] < 0.5 * old["loss"], (new, old)
+    assert new["ssim"] > old["ssim"] + 0.05, (new, old)
 
 
-def test_either_lever_alone_is_not_enough() -> None:
-    """Measured in the study and held here: a white-noise start under the Fourier basis, or pixels
-    from the pink start, each stay far behind the two together."""
-    both = _deep_run({})
-    fourier_white = _deep_run({"start": "noise"})
-    assert both["loss"] < fourier_white["loss"]
+@pytest.mark.slow
+def test_the_fourier_basis_alone_is_not_enough() -> None:
+    """Measured in the study and held here: the Fourier basis from a white-noise start stays behind
+    the Fourier basis from the pink start (the noise of the start sits in the deep features' near-null space)."""
+    both = _deep_run()
+    fourier_white = _deep_run("archbench", "noise")
+    assert both["loss"] < fourier_white["loss"] and both["ssim"] > fourier_white["ssim"], (both, fourier_white)
