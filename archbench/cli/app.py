@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+from archbench.cli.help import PlainGroup
 
 if TYPE_CHECKING:
     from archbench.store import ResultStore
@@ -19,9 +22,30 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: reads the same in a terminal and through a pipe
+    cls=PlainGroup,  # docstring markup (``code``, `command`) stripped from every help text
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+class OutConsole(Console):
+    """The console of stdout: a reader that went away (``archbench list archs | head -1``) raises
+    :class:`BrokenPipeError` for :func:`archbench.cli.main` to end quietly with exit code 0 (rich's
+    own handling exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
+
+
+class ErrConsole(Console):
+    """The console of stderr: when nobody reads it any more, messages are dropped and work goes on."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
+console = OutConsole()
+err_console = ErrConsole(stderr=True)
 
 
 @contextmanager

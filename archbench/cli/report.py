@@ -11,7 +11,7 @@ from archbench.cli.app import app, console, open_results
 from archbench.store import DEFAULT_STORE
 
 
-@app.command()
+@app.command(short_help="Rank what a results store holds (md, csv, html, json).")
 def report(
     store: Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")] = DEFAULT_STORE,
     suite: Annotated[str | None, typer.Option(help="Only this suite's jobs (default: every job in the store).")] = None,

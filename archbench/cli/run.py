@@ -69,7 +69,7 @@ def results_table(results, title: str) -> Table:
     return table
 
 
-@app.command()
+@app.command(short_help="Run one task on one architecture; store, score and print.")
 def run(
     arch: Annotated[str, typer.Option("--arch", "-a", help="Architecture spec: vgg19, vgg19(pool=max), variants vgg19(act=elu,down=stride,width=0.5,depth=2) (act: relu, leaky-relu[:SLOPE], elu, selu, gelu, tanh; down: avg, max, stride), alexnet, resnet18, champandard2016, tv:NAME, timm:NAME, file.py:factory (see `archbench list archs`).")] = "vgg19",
     task: Annotated[str, typer.Option("--task", "-t", help="Task: reconstruct, texture, style, maximize, proxies (see `archbench list tasks`).")] = "reconstruct",
