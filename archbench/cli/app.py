@@ -48,6 +48,18 @@ console = OutConsole()
 err_console = ErrConsole(stderr=True)
 
 
+#: where ``archbench run`` writes by default, and the store it records into (``OUT/results.db``)
+RUN_OUT = Path("archbench-out")
+STORE_FILE = "results.db"
+
+
+def store_file(path: Path) -> Path:
+    """The database a ``--store`` names: a folder stands for the ``results.db`` in it
+    (``archbench report archbench-out``)."""
+    path = Path(path).expanduser()
+    return path / STORE_FILE if path.is_dir() else path
+
+
 @contextmanager
 def open_results(store: Path, suite: str | None = None) -> Iterator[ResultStore]:
     """Open an existing results store for reading; :class:`~archbench.errors.ConfigError` when it
@@ -56,7 +68,8 @@ def open_results(store: Path, suite: str | None = None) -> Iterator[ResultStore]
     from archbench.store import ResultStore
 
     if not Path(store).exists():
-        raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
+        raise ConfigError(f"store {str(store)!r} does not exist; record into it with `archbench run ... --store {store}` "
+                          f"or `archbench sweep SUITE --store {store}` first")
     with ResultStore(store) as db:
         if suite is not None and suite not in db.suite_names():
             known = ", ".join(db.suite_names()) or "none"

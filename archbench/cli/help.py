@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^`>]*>)?`")  # :class:`~a.b.C`, :func:`text <target>`
 _DOUBLE = re.compile(r"``(.+?)``", re.S)
-_SINGLE = re.compile(r"(?<![`\w])`([^`\n]+?)`(?![`\w])")
+_SINGLE = re.compile(r"(?<![`\w])`([^`]+?)`(?![`\w])")
 
 
 def plain(text: str | None) -> str | None:
