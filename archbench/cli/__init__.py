@@ -65,14 +65,17 @@ def print_error(message: object) -> None:
 
 def stdout_closed() -> bool:
     """Whether whoever read stdout has gone away (a pipe whose reading end is closed)."""
-    try:
-        import select
+    import select
 
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(event & select.POLLERR for _fd, event in poller.poll(0))
-    except (AttributeError, OSError, ValueError):  # no poll (Windows), stdout replaced or closed
+    if not hasattr(select, "poll"):  # Windows: no way to ask; a broken pipe there is stdout's
         return True
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # stdout replaced (captured) or closed: not a pipe that broke
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & select.POLLERR for _fd, event in poller.poll(0))
 
 
 def reader_gone() -> None:
@@ -101,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     Whatever goes wrong because of the input or the environment ends as one red line on stderr and
     exit code 2: :class:`~archbench.errors.ArchbenchError` s, command-line usage errors (click's,
     shortened to one line), and -- as a last resort -- an ``OSError`` or ``MemoryError`` nothing
-    else caught. ``--debug`` shows the traceback instead.
+    else caught. ``--debug`` shows the traceback instead. When the reader of stdout goes away
+    (``archbench --help | head -1``) it stops quietly with exit code 0.
     """
     from archbench.errors import ArchbenchError
 

@@ -214,7 +214,9 @@ def run(
     loss: Annotated[str | None, typer.Option(help="texture, style: gram (paper, default) or patches (neural patches on conv3_1, conv4_1; -O variety=W adds the variety term).")] = None,
     phases: Annotated[int | None, typer.Option(help="Coarse-to-fine phases (any task): phase p of N at size/2^(N-p), each from the upsampled previous result; --iters per phase. Default 1.")] = None,
 ) -> None:
-    """Run one task on one architecture, write images and scored results, and print a table."""
+    """Run one task on one architecture, write images and scored results, record them in a results
+    store (OUT/results.db; `archbench report OUT` ranks every run there) and print them: a table
+    that fits the terminal, or csv or json for scripts."""
     from archbench.config import resolve
     from archbench.fileio import check_output_dir, check_output_file
     from archbench.runner import prepare, run_configs
