@@ -70,6 +70,9 @@ def report(
     if where is not None and store is not None and store_file(where) != store_file(store):
         raise ConfigError(f"two stores given: {str(where)!r} and --store {str(store)!r}; give one")
     given = where if where is not None else store
+    if given is not None and given.is_dir() and not store_file(given).exists():
+        raise ConfigError(f"store {str(given)!r} is a folder with no {STORE_FILE} in it; give a results database, "
+                          f"or a folder holding one (archbench run records into OUT/{STORE_FILE})")
     store = store_file(given) if given is not None else default_store()
     with open_results(store, suite) as db:
         lb = leaderboard_from_store(db, suite=suite, reference=reference)
