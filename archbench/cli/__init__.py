@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+import typer
+
 from archbench.cli.app import app, err_console
 
 COMMAND_MODULES = [
@@ -38,7 +40,7 @@ def _click_exceptions() -> tuple[tuple[type, ...], ...]:
     """(Exit, UsageError, ClickException, Abort) classes of click and of the copy of click that
     recent typer versions ship as ``typer._click``."""
     found: list[list[type]] = [[], [], [], []]
-    for name in ("click.exceptions", "typer._click.exceptions"):
+    for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
         try:
             mod = importlib.import_module(name)
         except ImportError:
@@ -61,13 +63,49 @@ def print_error(message: object) -> None:
     err_console.print(Text.assemble(("error:", "bold red"), " ", one_line(message)), soft_wrap=True, highlight=False)
 
 
+def stdout_closed() -> bool:
+    """Whether whoever read stdout has gone away (a pipe whose reading end is closed)."""
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: no way to ask; a broken pipe there is stdout's
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # stdout replaced (captured) or closed: not a pipe that broke
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & select.POLLERR for _fd, event in poller.poll(0))
+
+
+def reader_gone() -> None:
+    """Stop quietly with exit code 0: the reader of stdout has what it wanted (``archbench --help |
+    head -1``), as ``cat`` and ``ls`` do when the shell ignores SIGPIPE."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
+
+
+def flush_stdout() -> None:
+    """Flush stdout now, so that a reader that went away shows here rather than at interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        if not stdout_closed():
+            raise
+        reader_gone()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point.
 
     Whatever goes wrong because of the input or the environment ends as one red line on stderr and
     exit code 2: :class:`~archbench.errors.ArchbenchError` s, command-line usage errors (click's,
     shortened to one line), and -- as a last resort -- an ``OSError`` or ``MemoryError`` nothing
-    else caught. ``--debug`` shows the traceback instead.
+    else caught. ``--debug`` shows the traceback instead. When the reader of stdout goes away
+    (``archbench --help | head -1``) it stops quietly with exit code 0.
     """
     from archbench.errors import ArchbenchError
 
@@ -82,10 +120,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     _load_commands()
     try:
-        # standalone_mode=False returns typer.Exit's code instead of exiting: pass it on
-        rc = app(args=args, prog_name="archbench", standalone_mode=False)
+        # click's own context and invoke (not typer's main loop, which turns a closed stdout into
+        # exit 1): every exception reaches the handlers below
+        command = typer.main.get_command(app)
+        with command.make_context("archbench", args) as ctx:
+            rc = command.invoke(ctx)
+        flush_stdout()
         if isinstance(rc, int) and rc:
             sys.exit(rc)
+    except BrokenPipeError:
+        if not stdout_closed():
+            raise
+        reader_gone()
+    except EOFError:
+        err_console.print("[yellow]aborted[/]")
+        sys.exit(130)
     except ArchbenchError as exc:
         if debug:
             raise
@@ -95,10 +144,12 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("[yellow]interrupted[/]")
         sys.exit(130)
     except SystemExit:
+        flush_stdout()
         raise
     except Exception as exc:  # click usage errors and typer.Exit are handled below
         Exit, UsageError, ClickException, Abort = _click_exceptions()
-        if isinstance(exc, Exit):
+        if isinstance(exc, Exit):  # --help, typer.Exit
+            flush_stdout()
             sys.exit(exc.exit_code)
         if isinstance(exc, UsageError):
             if debug:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+
+from archbench.cli.help import PlainGroup
 
 if TYPE_CHECKING:
     from archbench.store import ResultStore
@@ -19,9 +22,42 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: reads the same in a terminal and through a pipe
+    cls=PlainGroup,  # docstring markup (``code``, `command`) stripped from every help text
 )
-console = Console()
-err_console = Console(stderr=True)
+
+
+class OutConsole(Console):
+    """The console of stdout: a reader that went away (``archbench list archs | head -1``) raises
+    :class:`BrokenPipeError` for :func:`archbench.cli.main` to end quietly with exit code 0 (rich's
+    own handling exits 1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
+
+
+class ErrConsole(Console):
+    """The console of stderr: when nobody reads it any more, messages are dropped and work goes on."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
+console = OutConsole()
+err_console = ErrConsole(stderr=True)
+
+
+#: where ``archbench run`` writes by default, and the store it records into (``OUT/results.db``)
+RUN_OUT = Path("archbench-out")
+STORE_FILE = "results.db"
+
+
+def store_file(path: Path) -> Path:
+    """The database a ``--store`` names: a folder stands for the ``results.db`` in it
+    (``archbench report archbench-out``)."""
+    path = Path(path).expanduser()
+    return path / STORE_FILE if path.is_dir() else path
 
 
 @contextmanager
@@ -32,7 +68,8 @@ def open_results(store: Path, suite: str | None = None) -> Iterator[ResultStore]
     from archbench.store import ResultStore
 
     if not Path(store).exists():
-        raise ConfigError(f"store {str(store)!r} does not exist; run `archbench sweep SUITE --store {store}` first")
+        raise ConfigError(f"store {str(store)!r} does not exist; record into it with `archbench run ... --store {store}` "
+                          f"or `archbench sweep SUITE --store {store}` first")
     with ResultStore(store) as db:
         if suite is not None and suite not in db.suite_names():
             known = ", ".join(db.suite_names()) or "none"

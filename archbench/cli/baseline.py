@@ -16,7 +16,7 @@ from archbench.store import DEFAULT_STORE
 
 baseline_app = typer.Typer(help="Record a suite's scores, with their measured noise, as a baseline for `archbench check`.",
                            no_args_is_help=True)
-app.add_typer(baseline_app, name="baseline")
+app.add_typer(baseline_app, name="baseline", short_help="Record a suite's scores and noise as a baseline for check.")
 
 StoreOpt = Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")]
 
@@ -46,7 +46,7 @@ def _perturbations(text: str) -> list[str]:
     return names
 
 
-@baseline_app.command("save")
+@baseline_app.command("save", short_help="Run the suite, measure each score's noise, write a baseline.")
 def baseline_save(
     suite: Annotated[str, typer.Option(help="Suite file or built-in name.")] = "ci",
     out: Annotated[Path, typer.Option("--out", "-o", help="Baseline JSON to write.")] = Path("reports/baselines/ci.json"),
@@ -133,7 +133,7 @@ def check_table(rep, title: str) -> Table:
     return table
 
 
-@app.command()
+@app.command(short_help="Re-run a suite and compare its scores with a baseline.")
 def check(
     baseline: Annotated[Path, typer.Option(help="Baseline JSON written by `archbench baseline save`.")] = Path("reports/baselines/ci.json"),
     suite: Annotated[str | None, typer.Option(help="Suite file or built-in name (default: the baseline's suite).")] = None,

@@ -13,7 +13,7 @@ from archbench.escaping import terminal as esc
 from archbench.store import DEFAULT_STORE
 
 
-@app.command()
+@app.command(short_help="Correlate the scores with trained accuracy.")
 def correlate(
     store: Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")] = DEFAULT_STORE,
     suite: Annotated[str | None, typer.Option(help="Only this suite's jobs (default: every job in the store).")] = None,
@@ -35,7 +35,7 @@ def correlate(
     ] = None,
     comparator: Annotated[
         str,
-        typer.Option(help="The row every score and selection is compared with (task/metric\\[/layer]@init)."),
+        typer.Option(help="The row every score and selection is compared with (task/metric[/layer]@init)."),
     ] = "proxies/naswot@native",
     cv: Annotated[
         bool, typer.Option("--cv/--no-cv", help="Evaluate choices made from the data by leave-one-family-out cross-validation."),

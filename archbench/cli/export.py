@@ -13,7 +13,7 @@ from archbench.store import DEFAULT_STORE
 EXPORT_FORMATS = ("csv", "parquet")
 
 
-@app.command()
+@app.command(short_help="Write the stored scores as one tidy table.")
 def export(
     store: Annotated[Path, typer.Option("--store", "-s", help="Results database (SQLite).")] = DEFAULT_STORE,
     suite: Annotated[str | None, typer.Option(help="Only this suite's runs (default: every run in the store).")] = None,

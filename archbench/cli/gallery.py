@@ -12,7 +12,7 @@ from archbench.cli.run import split_list
 from archbench.escaping import terminal as esc
 
 
-@app.command()
+@app.command(short_help="Every task on one architecture, as one HTML page.")
 def gallery(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the page (index.html), its store (gallery.db) and images.")] = Path("archbench-gallery"),
     photo: Annotated[list[str] | None, typer.Option("--photo", "-p", help="Photo to reconstruct and stylise (built-in name or file), repeatable. Default: astronaut, chelsea.")] = None,

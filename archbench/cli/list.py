@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from archbench.cli.app import app, console
+from archbench.cli.help import plain
 from archbench.errors import UnknownNameError
 from archbench.escaping import terminal as esc
 from archbench.registry import unknown_name_message
@@ -15,7 +16,8 @@ KINDS = ("archs", "tasks", "images", "metrics", "taps")
 
 
 def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    """A docstring's first line as plain words (no ``code`` markup)."""
+    return plain((text or "").strip().splitlines()[0]) or "" if (text or "").strip() else ""
 
 
 def list_lines(kind: str, pattern: str | None = None) -> list[tuple[str, str]]:
@@ -62,7 +64,7 @@ def list_lines(kind: str, pattern: str | None = None) -> list[tuple[str, str]]:
     return rows
 
 
-@app.command("list")
+@app.command("list", short_help="List architectures, tasks, images, metrics or taps.")
 def list_cmd(
     kind: Annotated[str, typer.Argument(help="archs, tasks, images, metrics, or taps (the layers of one arch).")],
     pattern: Annotated[str | None, typer.Argument(help="Optional wildcard filter, e.g. 'vgg*'; for taps: the arch spec.")] = None,

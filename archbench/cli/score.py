@@ -67,7 +67,7 @@ def score_images(
     return values, unavailable
 
 
-@app.command("score")
+@app.command("score", short_help="Score one image against another with any metrics.")
 def score_cmd(
     image_a: Annotated[str, typer.Argument(help="Image scored (file path or built-in image name).")],
     image_b: Annotated[str, typer.Argument(help="Reference image it is compared with.")],

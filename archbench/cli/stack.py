@@ -13,7 +13,7 @@ from archbench.cli.run import progress_bar, split_list
 from archbench.escaping import terminal as esc
 
 
-@app.command()
+@app.command(short_help="Choose random weights greedily; save a checkpoint.")
 def stack(
     arch: Annotated[str, typer.Option("--arch", "-a", help="Sequential architecture: vgg11 ... vgg19, with options.")] = "vgg19",
     candidates: Annotated[int, typer.Option(help="Random weight sets tried per convolution.")] = 5,

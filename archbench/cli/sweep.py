@@ -83,7 +83,7 @@ def run_suite_with_progress(suite_ref, store, *, executor: str = "local", device
     return summary
 
 
-@app.command()
+@app.command(short_help="Run a suite's jobs into a results store.")
 def sweep(
     suite: Annotated[str | None, typer.Argument(help="Suite file (.toml) or built-in suite name (`archbench sweep --list`).")] = None,
     store: StoreOpt = DEFAULT_STORE,

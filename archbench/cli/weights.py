@@ -14,10 +14,10 @@ from archbench.errors import ConfigError
 from archbench.escaping import terminal as esc
 
 weights_app = typer.Typer(help="Trained weights: what is available offline, and importing files.", no_args_is_help=True)
-app.add_typer(weights_app, name="weights")
+app.add_typer(weights_app, name="weights", short_help="Trained weights: what is available offline; import files.")
 
 
-@weights_app.command("status")
+@weights_app.command("status", short_help="List every trained weight: where it is, or how to get it.")
 def status_cmd(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
 ) -> None:
@@ -42,7 +42,7 @@ def status_cmd(
     console.print(table)
 
 
-@weights_app.command("import")
+@weights_app.command("import", short_help="Verify and install a torchvision checkpoint file.")
 def import_cmd(
     file: Annotated[str, typer.Argument(help="A torchvision checkpoint, e.g. vgg16-397923af.pth.")],
 ) -> None:
