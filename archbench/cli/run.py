@@ -206,8 +206,8 @@ def run(
     channels: Annotated[str | None, typer.Option(help="maximize: channels per layer: N (N evenly spaced, default 8), a list 0,5,9 (one channel: 5,), or all.")] = None,
     style: Annotated[str | None, typer.Option(help="style: the style image (built-in name or path).")] = None,
     content: Annotated[str | None, typer.Option(help="style: the content image (default: --image).")] = None,
-    start: Annotated[str | None, typer.Option(help="style: start from noise (paper), content or faint.")] = None,
-    preset: Annotated[str | None, typer.Option(help="texture, style: archbench (default), paper, gatys-texture, gatys-style, pytorch-tutorial, neural-style.")] = None,
+    start: Annotated[str | None, typer.Option(help="reconstruct: pink (default: faint 1/f noise) or noise (white, the paper's); style: noise (paper), content or faint.")] = None,
+    preset: Annotated[str | None, typer.Option(help="reconstruct: archbench (default: Fourier basis from pink noise) or paper (pixels from white noise); texture, style: archbench (default), paper, gatys-texture, gatys-style, pytorch-tutorial, neural-style.")] = None,
     weighting: Annotated[str | None, typer.Option(help="texture, style: layer weights auto (paper), none, inverse-loss, normalize-gradients.")] = None,
     gram_norm: Annotated[str | None, typer.Option(help="texture, style: Gram normalisation paper, m, hw, nm, chw.")] = None,
     judge: Annotated[str, typer.Option(help="Network scoring the gram metric: auto, trained-vgg16, random-vgg19.")] = "auto",
@@ -253,7 +253,8 @@ def run(
         f"[bold]{escape(task)}[/] on [bold]{escape(first.arch)}[/] ({escape(first.init)}, seed {seed}): {first.size} px, "
         f"{escape(budget)}, on {escape(first.device)}"
         + (f", gram judge {escape(first.judge)}" if first.judge else "")
-        + ("" if first.device.startswith("cuda") else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500)[/]"),
+        + ("" if first.device.startswith("cuda") else " [dim](CPU defaults unless given; the paper's settings: --size 256 --iters 500"
+            + (" --preset paper" if task in ("reconstruct", "style") else "") + ")[/]"),
         highlight=False, soft_wrap=True,
     )
     with progress_bar() as bar:
