@@ -302,12 +302,22 @@ def collect(store: Any, jobs: Sequence[RunConfig], sections: dict[str, list[str]
 def _figure1_caption(jobs: Sequence[RunConfig], command: str) -> str:
     random = next((j for j in jobs if j.init != "pretrained"), jobs[0])
     trained = sorted({j.arch for j in jobs if j.init == "pretrained"})
-    words = (f"He, Wang & Hopcroft (2016), Figure 1: each photo reconstructed from pool1 … pool5 of a random "
+    layers = random.options.get("layers")
+    where = f"from {', '.join(map(str, layers))}" if layers else "from each default layer (pool1 … pool5 for VGG)"
+    words = (f"He, Wang & Hopcroft (2016), Figure 1: each photo reconstructed {where} of a random "
              f"{random.arch} ({random.init}, seed {random.seed}) with the paper's method (preset paper: pixels "
              f"optimised from white noise) and with archbench's default (preset archbench: a 1/f Fourier "
              f"parameterisation started from faint pink noise)")
-    words += (f", beside the trained {', '.join(trained)} (--init pretrained; VGG-19's trained weights are not "
-              f"available offline)" if trained else "")
+    if trained:
+        from archbench.weights import pretrained_unavailable
+
+        absent = [a for a in trained if pretrained_unavailable(a) is not None]
+        notes = ["--init pretrained"]
+        if absent:
+            notes.append(f"weights of {', '.join(absent)} absent here: see the row")
+        if "vgg19" not in trained and pretrained_unavailable("vgg19") is not None:
+            notes.append("VGG-19's trained weights are not available offline")
+        words += f", beside the trained {', '.join(trained)} ({'; '.join(notes)})"
     words += (f"; {random.size} px, {random.iterations} iterations of {random.optimizer} each. Under each picture: "
               f"SSIM to the photo (1 = identical) and LPIPS v0.1 with AlexNet (lower = closer).")
     return words + (f" Made by: {command}" if command else "")
@@ -340,6 +350,9 @@ def describe(spec: GallerySpec, jobs: Sequence[RunConfig]) -> dict[str, str]:
         "init": first.init,
         "seed": str(first.seed),
         "device": first.device,
+        **({"trained network (figure1)": ", ".join(sorted({f"{j.arch} (pretrained)" for j in jobs
+                                                            if j.init == "pretrained"}))}
+           if any(j.init == "pretrained" for j in jobs) else {}),
         "judge (gram, texture-quality, stylization)": next((j.judge for j in jobs if j.judge), None) or "—",
         "photos": ", ".join(map(_label, spec.photos)),
         "textures": ", ".join(map(_label, spec.textures)),
