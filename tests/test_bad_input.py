@@ -238,7 +238,7 @@ CORPUS = [
     ("sweep device override invalid", ["sweep", "{d}/valid.toml", *SWEEP_STORE, "--device", "tpu"], "invalid device 'tpu'"),
     # ---- gallery (validated before anything is written: no page, no store)
     ("gallery texture missing", [*GALLERY, "--texture", "{d}/none.png"], "does not exist"),
-    ("gallery unknown section", [*GALLERY, "--section", "textures"], "valid: reconstruct, texture, style"),
+    ("gallery unknown section", [*GALLERY, "--section", "textures"], "valid: figure1, reconstruct, texture, style"),
     ("gallery unknown layer", [*GALLERY, "--recon-layer", "pool9"], "unknown layer of vgg11 'pool9'"),
     ("gallery size 0", [*GALLERY, "--size", "0"], "size must be a positive integer, got 0"),
     ("gallery out is a file", [*GALLERY[:-2], "--out", "{d}/afile"], "is a file, not a folder"),

@@ -20,6 +20,7 @@ def _spec(texture: Path) -> GallerySpec:
     return GallerySpec(
         photos=["astronaut"], textures=[str(texture)], styles=["gravel"], arch="vgg11", size=32, iterations=2,
         device="cpu", judge="random-vgg19", reconstruct_layers=["pool1"], texture_layers=["conv1_1"],
+        sections=("reconstruct", "texture", "style"),
     )
 
 
@@ -60,7 +61,8 @@ def test_a_second_run_reuses_the_store_and_the_cli_renders_it(gallery) -> None:
     out = tmp / "cli"
     main(["gallery", "--out", str(out), "--store", str(tmp / "out" / "gallery.db"), "--photo", "astronaut",
           "--texture", str(texture), "--style", "gravel", "--arch", "vgg11", "--size", "32", "--iters", "2",
-          "--device", "cpu", "--judge", "random-vgg19", "--recon-layer", "pool1", "--texture-layer", "conv1_1"])
+          "--device", "cpu", "--judge", "random-vgg19", "--recon-layer", "pool1", "--texture-layer", "conv1_1",
+          "--section", "reconstruct,texture,style"])
     assert (out / "index.html").read_text(encoding="utf-8").count("data:image/png;base64,") == 7
 
 
@@ -84,7 +86,7 @@ def test_bad_input_fails_before_anything_is_written(tmp_path) -> None:
     out = tmp_path / "out"
     with pytest.raises(ImageError):
         run_gallery(GallerySpec(textures=[str(tmp_path / "missing.png")]), out)
-    with pytest.raises(ConfigError, match="valid: reconstruct, texture, style"):
+    with pytest.raises(ConfigError, match="valid: figure1, reconstruct, texture, style"):
         run_gallery(GallerySpec(sections=("textures",)), out)
     assert not out.exists()
 

@@ -27,10 +27,12 @@ def gallery(
     judge: Annotated[str, typer.Option(help="Network scoring gram, texture-quality and stylization: auto, trained-vgg16, random-vgg19.")] = "auto",
     recon_layer: Annotated[list[str] | None, typer.Option("--recon-layer", help="Reconstruction layers, repeatable or comma-separated. Default: the task's (pool1..pool5 for VGG).")] = None,
     texture_layer: Annotated[list[str] | None, typer.Option("--texture-layer", help="Texture layers (cumulative sets), repeatable or comma-separated. Default: the task's (conv1_1..conv5_1 for VGG).")] = None,
-    section: Annotated[list[str] | None, typer.Option("--section", help="Sections to run: reconstruct, texture, style (repeatable or comma-separated). Default: all.")] = None,
+    section: Annotated[list[str] | None, typer.Option("--section", help="Sections to run: figure1, reconstruct, texture, style (repeatable or comma-separated). Default: all.")] = None,
+    trained: Annotated[str, typer.Option("--trained", help="Trained network of the figure1 section (--init pretrained), or 'none'. VGG-19's trained weights are not offline; VGG-16's are.")] = "vgg16",
     store: Annotated[Path | None, typer.Option("--store", "-s", help="Results store. Default: OUT/gallery.db (a rerun reuses what is stored there).")] = None,
 ) -> None:
-    """Run reconstructions per layer, textures per layer set and style transfers (each photo in each
+    """Run the paper's Figure 1 (pool1..pool5 of the random network, paper and archbench presets, beside a
+    trained VGG-16), reconstructions per layer, textures per layer set and style transfers (each photo in each
     style) on one architecture at the task defaults, store them like any sweep, and write one
     self-contained HTML page (OUT/index.html) with the quality numbers under each picture."""
     from archbench.cli.sweep import run_suite_with_progress
@@ -42,7 +44,7 @@ def gallery(
         styles=split_list(style) or None,
         arch=arch, init=init, seed=seed, size=size, iterations=iters, device=device, judge=judge,
         reconstruct_layers=split_list(recon_layer) or None, texture_layers=split_list(texture_layer) or None,
-        sections=tuple(split_list(section) or SECTIONS),
+        sections=tuple(split_list(section) or SECTIONS), trained=None if trained.lower() == "none" else trained,
     )
     report = run_gallery(spec, out, store, runner=lambda suite, db: run_suite_with_progress(suite, db, redefine=True))
     s = report.summary

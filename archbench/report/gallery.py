@@ -40,7 +40,8 @@ def gallery_html(sections: Sequence[Any], config: dict[str, str], title: str = "
             n_results += len(results)
             n_failed += sum(p.failed for p in results)
             rows.append({"title": row.title, "pictures": [_picture(p) for p in row.pictures]})
-        out.append({"task": s.task, "title": s.title, "rows": rows, "settings": s.settings})
+        out.append({"task": s.task, "title": s.title, "rows": rows, "settings": s.settings,
+                    "caption": getattr(s, "caption", "")})
     generated = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return environment().get_template("gallery.html.j2").render(
         title=title, sections=out, config=config, generated=generated, n_results=n_results, n_failed=n_failed,
