@@ -193,7 +193,7 @@ class Batch:
                 layer=out.layer,
                 final_loss=out.final_loss,
                 metrics={**{m: v[0] for m, v in values.items()}, **out.scores},
-                iterations=out.iterations,
+                iterations_run=out.iterations,
                 evaluations=out.evaluations,
                 seconds=out.seconds,
                 device=str(self.job.device),

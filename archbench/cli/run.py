@@ -65,7 +65,7 @@ def results_table(results, title: str) -> Table:
         if getattr(r, "stalled", None):
             status += " [yellow](stalled: did not leave its start)[/]"
         loss = "—" if r.final_loss is None else f"{r.final_loss:.4g}"
-        table.add_row(escape(r.image), escape(r.layer), loss, *vals, str(r.iterations), f"{r.seconds:.1f}", status)
+        table.add_row(escape(r.image), escape(r.layer), loss, *vals, str(r.iterations_run), f"{r.seconds:.1f}", status)
     return table
 
 

@@ -86,7 +86,7 @@ def backup(store: ResultStore) -> None:
 
 def migrate_v1(store: ResultStore) -> int:
     """Migrate ``store`` (schema 1) to schema 2 in place; returns the number of runs migrated."""
-    from archbench.store.db import INSERT_RESULT, SCHEMA, SCHEMA_VERSION, statements
+    from archbench.store.schema import INSERT_RESULT, SCHEMA, SCHEMA_VERSION, statements
 
     try:
         backup(store)
