@@ -483,7 +483,7 @@ def resolve(
     from archbench.images import expand_sources
     from archbench.metrics import get_metric
     from archbench.metrics.gram import judge_for
-    from archbench.optimizers.base import METHODS
+    from archbench.optimizers.problem import METHODS
     from archbench.tasks import get_task
     from archbench.tasks.base import NO_IMAGE
     from archbench.tasks.presets import preset_iterations

@@ -103,7 +103,7 @@ def run(
     """Run one task on one architecture, write images and scored results, and print a table."""
     from archbench.config import resolve
     from archbench.fileio import check_output_dir
-    from archbench.runner import prepare, run_configs
+    from archbench.runner import STRICT, RunReport, execute, prepare
 
     options = parse_options(option)
     layers = split_list(layer)
@@ -141,7 +141,7 @@ def run(
         def progress(done: int, total: int) -> None:
             bar.update(bar_task, completed=done, total=total)
 
-        report = run_configs(configs, out_dir=out, progress=progress, plan=plan)
+        report = RunReport.collect(configs, execute(plan, failures=STRICT, out_dir=out, progress=progress), out)
     unavailable = {m: why for r in report.results for m, why in r.extra.get("unavailable", {}).items()}
     for name, why in unavailable.items():
         err_console.print(f"[yellow]note:[/] metric {escape(name)} unavailable: {escape(why)}", highlight=False, soft_wrap=True)

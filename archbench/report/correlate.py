@@ -552,7 +552,7 @@ def _row(task: str, metric: str, init: str, higher: bool, points: list[Point], s
 def tap_levels(spec: str) -> dict[str, tuple[int, int]]:
     """``{tap name: (stride level, channels)}`` of an architecture in tap order (built without
     initialising weights; empty when it cannot be built here)."""
-    from archbench.architectures.registry import build_arch
+    from archbench.architectures.create import build_arch
 
     try:
         net = build_arch(spec)

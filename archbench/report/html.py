@@ -34,9 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archbench.report.formats import stall_note
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard, ResultDetails, StoreDetails
-from archbench.report.text import number, stars
+from archbench.report.text import number, stall_note, stars
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"

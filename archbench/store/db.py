@@ -68,6 +68,7 @@ from pathlib import Path
 
 from archbench.errors import ConfigError, StoreError
 from archbench.store.leases import ATTEMPTED, CLAIMED, DONE, HELD, StoreLeases
+from archbench.store.migrate import migrate_v1
 from archbench.store.queries import StoredResult, StoredRun, StoreQueries
 from archbench.store.schema import (
     DEFAULT_STORE,
@@ -78,10 +79,13 @@ from archbench.store.schema import (
     SUMMARY_COLUMNS,
     finite,
     flag,
-    open_schema,
+    generated_column,
+    missing_config_columns,
+    schema_version,
     set_wal,
     statements,
     store_error,
+    summary_index_current,
 )
 from archbench.store.writes import StoreWrites
 
@@ -137,7 +141,7 @@ class ResultStore(StoreWrites, StoreQueries, StoreLeases):
                 set_wal(conn)
                 conn.execute("PRAGMA synchronous = NORMAL")
             self._conn = conn
-            open_schema(self, name)
+            self._open_schema(name)
         except sqlite3.DatabaseError as exc:
             self._conn = None
             if conn is not None:
@@ -151,6 +155,45 @@ class ResultStore(StoreWrites, StoreQueries, StoreLeases):
                 conn.close()
             raise
         return conn
+
+    def _open_schema(self, name: str) -> None:
+        """Create the schema of a new store, migrate a schema-1 store, and add to a schema-2 store
+        what it lacks (generated columns of newer settings, the ``stalled`` column, the current
+        summary index); a read-only store is left as it is."""
+        version = schema_version(self.conn)
+        if version == 1:
+            migrate_v1(self)
+            version = schema_version(self.conn)
+        if version not in (None, SCHEMA_VERSION):
+            raise ConfigError(f"store {name} has schema version {version}; this archbench reads {SCHEMA_VERSION}")
+        have = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        self._stalled_column = "stalled" in {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+        if (version == SCHEMA_VERSION and {"runs", "results", "scores", "suite_runs", "suites", "leases"} <= have
+                and self._stalled_column and summary_index_current(self.conn)
+                and not missing_config_columns(self.conn)):
+            return  # nothing to create: a read-only store can be read
+        try:
+            with self.transaction() as c:
+                # a store written by a pre-release schema 2 (before the ``stalled`` column): add it
+                # first, the summary index holds it
+                columns = {row[1] for row in c.execute("PRAGMA table_info(results)")}
+                if columns and "stalled" not in columns:
+                    c.execute("ALTER TABLE results ADD COLUMN stalled INTEGER")
+                for statement in statements(SCHEMA):
+                    c.execute(statement)
+                c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                # a setting added to RunConfig since the store was written: its generated column
+                for column in missing_config_columns(c):
+                    c.execute(f"ALTER TABLE runs ADD COLUMN {generated_column(*column)}")
+                # an index made before it held ``stalled``: rebuilt, so that reports stay index-only
+                if not summary_index_current(self.conn):
+                    c.execute("DROP INDEX IF EXISTS results_summary")
+                    c.execute(f"CREATE INDEX results_summary ON results({', '.join(SUMMARY_COLUMNS)})")
+            self._stalled_column = True
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc).lower() or "runs" not in have:
+                raise
+            log.debug("store %s is read-only: not adding the tables it lacks (%s)", name, exc)
 
     @property
     def root(self) -> Path:

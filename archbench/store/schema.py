@@ -26,13 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from archbench.config import JSON, LABEL, RunConfig, sql_type
-from archbench.errors import ConfigError, StoreError
-
-if TYPE_CHECKING:
-    from archbench.store.db import ResultStore
+from archbench.errors import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +46,12 @@ def config_columns() -> list[tuple[str, str, str]]:
     return [(f.name, t, f"$.{f.name}") for f in fields(RunConfig) if (t := sql_type(f)) is not None]
 
 
-def _generated_column(name: str, sql: str, path: str) -> str:
+def generated_column(name: str, sql: str, path: str) -> str:
     return f"{name} {sql} GENERATED ALWAYS AS (json_extract(config, '{path}')) VIRTUAL"
 
 
 def _generated() -> str:
-    return ",\n".join(f"    {_generated_column(*c)}" for c in config_columns())
+    return ",\n".join(f"    {generated_column(*c)}" for c in config_columns())
 
 
 SCHEMA = f"""
@@ -219,52 +216,6 @@ def statements(script: str) -> list[str]:
     """The SQL statements of ``script`` (split at semicolons)."""
     return [s.strip() for s in script.split(";") if s.strip()]
 
-
-
-# ----------------------------------------------------------------------------------------------
-# opening: bring a store up to date
-
-
-def open_schema(store: ResultStore, name: str) -> None:
-    """Create the schema of a new store, migrate a schema-1 store, and add to a schema-2 store
-    what it lacks (generated columns of newer settings, the ``stalled`` column, the current
-    summary index); a read-only store is left as it is."""
-    version = schema_version(store.conn)
-    if version == 1:
-        from archbench.store.migrate import migrate_v1
-
-        migrate_v1(store)
-        version = schema_version(store.conn)
-    if version not in (None, SCHEMA_VERSION):
-        raise ConfigError(f"store {name} has schema version {version}; this archbench reads {SCHEMA_VERSION}")
-    have = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
-    store._stalled_column = "stalled" in {row[1] for row in store.conn.execute("PRAGMA table_info(results)")}
-    if (version == SCHEMA_VERSION and {"runs", "results", "scores", "suite_runs", "suites", "leases"} <= have
-            and store._stalled_column and summary_index_current(store.conn)
-            and not missing_config_columns(store.conn)):
-        return  # nothing to create: a read-only store can be read
-    try:
-        with store.transaction() as c:
-            # a store written by a pre-release schema 2 (before the ``stalled`` column): add it
-            # first, the summary index holds it
-            columns = {row[1] for row in c.execute("PRAGMA table_info(results)")}
-            if columns and "stalled" not in columns:
-                c.execute("ALTER TABLE results ADD COLUMN stalled INTEGER")
-            for statement in statements(SCHEMA):
-                c.execute(statement)
-            c.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            # a setting added to RunConfig since the store was written: its generated column
-            for column in missing_config_columns(c):
-                c.execute(f"ALTER TABLE runs ADD COLUMN {_generated_column(*column)}")
-            # an index made before it held ``stalled``: rebuilt, so that reports stay index-only
-            if not summary_index_current(store.conn):
-                c.execute("DROP INDEX IF EXISTS results_summary")
-                c.execute(f"CREATE INDEX results_summary ON results({', '.join(SUMMARY_COLUMNS)})")
-        store._stalled_column = True
-    except sqlite3.OperationalError as exc:
-        if "readonly" not in str(exc).lower() or "runs" not in have:
-            raise
-        log.debug("store %s is read-only: not adding the tables it lacks (%s)", name, exc)
 
 
 def missing_config_columns(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
