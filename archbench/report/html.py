@@ -313,17 +313,17 @@ def _correlation(c) -> dict:
     """Rows, texts and scatter plots of a :class:`~archbench.report.correlate.Correlation`."""
     from archbench.report.correlate import (
         SELECTION_NOTE,
-        _short,
         best_text,
         comparator_text,
         delta_text,
         rho_ci_text,
+        short_label,
     )
 
     rows = []
     for r in c.rows:
         ci = f"[{number(r.ci_low, '.2f', '')}, {number(r.ci_high, '.2f', '')}]" if r.ci_low is not None else ""
-        best = f"{_short(r.best_baseline)} ({number(r.best_baseline_spearman, '.3f', '')})" if r.best_baseline else ""
+        best = f"{short_label(r.best_baseline)} ({number(r.best_baseline_spearman, '.3f', '')})" if r.best_baseline else ""
         rows.append({"row": r, "ci": ci, "n": f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else ""),
                      "delta": delta_text(r), "best": best, "minus_best": best_text(r),
                      "minus_comparator": comparator_text(r)})
@@ -349,7 +349,7 @@ def _correlation(c) -> dict:
     families = "; ".join(f"{f} ({', '.join(a)})" for f, a in sorted(by_family.items()))
     return {"truth": c.truth, "truth_description": c.truth_description, "rows": rows, "plots": plots,
             "unmatched": unmatched, "comparator": c.comparator or "comparator",
-            "comparator_short": _short(c.comparator) or "comparator", "selection": selection,
+            "comparator_short": short_label(c.comparator) or "comparator", "selection": selection,
             "selection_note": SELECTION_NOTE.format(boot="resamples of the architectures, seed 0"),
             "families": families, "cv_left_out": "; ".join(f"{k} ({v})" for k, v in sorted(c.cv_left_out.items()))}
 
