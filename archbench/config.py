@@ -36,6 +36,9 @@ from typing import Any
 from archbench.errors import ConfigError
 from archbench.limits import MAX_SIZE, MAX_SIZE_ENV, max_size  # noqa: F401  (documented limits)
 
+# Over 500 lines on purpose: the settings (RunConfig), how each enters the key, and how they are
+# resolved (defaults per device, presets, digests of input files) are one subject, read together.
+
 #: bump when the meaning of a configuration changes (every key changes with it); 3: the
 #: optimisers' scale-free stopping rule (results of format 2 came from the absolute one); 4: the
 #: texture and style tasks' default preset is ``archbench`` (was ``paper``), and style transfer
