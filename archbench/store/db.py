@@ -68,7 +68,6 @@ from pathlib import Path
 
 from archbench.errors import ConfigError, StoreError
 from archbench.store.leases import ATTEMPTED, CLAIMED, DONE, HELD, StoreLeases
-from archbench.store.migrate import migrate_v1
 from archbench.store.queries import StoredResult, StoredRun, StoreQueries
 from archbench.store.schema import (
     DEFAULT_STORE,
@@ -162,6 +161,8 @@ class ResultStore(StoreWrites, StoreQueries, StoreLeases):
         summary index); a read-only store is left as it is."""
         version = schema_version(self.conn)
         if version == 1:
+            from archbench.store.migrate import migrate_v1  # loads torch (metrics.gram): only when needed
+
             migrate_v1(self)
             version = schema_version(self.conn)
         if version not in (None, SCHEMA_VERSION):
