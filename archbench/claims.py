@@ -146,10 +146,8 @@ def _arm(ctx, value: Any, suite, where: str, index: int, key: str) -> Arm:
     if at:
         from pathlib import Path
 
-        from archbench.sweep.suite import _resolve_init
-
         base = Path(suite.path).resolve().parent if suite.path != "<suite>" else Path.cwd()
-        init = _resolve_init(init.strip(), base)  # as the suite's own inits are written
+        init = ctx.resolve_init(init.strip(), base)  # as the suite's own inits are written
         if init not in inits:
             raise ctx.error(f"{where}: unknown unit {unit!r}: {spec} runs with {', '.join(inits)}", key, "claim", index)
     elif len(inits) == 1:
@@ -168,7 +166,7 @@ def _tap_names(label: str) -> list[str]:
 
 def _check_layer(ctx, label: str, arms: list[Arm], where: str, index: int, key: str, nets: dict) -> None:
     """Every layer name in ``label`` is a tap of every arm's architecture."""
-    from archbench.architectures.registry import build_arch
+    from archbench.architectures.create import build_arch
 
     for arm in arms:
         if arm.spec not in nets:
@@ -269,8 +267,6 @@ def parse_claims(ctx, data: dict[str, Any], suite) -> list[Claim]:
                 raise ctx.error(f"{where}: no [[task]] {task!r} of the suite runs {arm.label()}", "task", "claim", i)
         if kind == "spread" and any(a.layer for a in arms):
             raise ctx.error(f"{where}: a spread claim compares units over their layers; arms take no 'layer'", "kind", "claim", i)
-        from archbench.sweep.suite import locate
-
         claims.append(Claim(cid, text, task, metric, pairs, ctx.string(t, "source", CLAIM_KEYS, "claim", i) or "",
-                            kind, layers, float(threshold), judge, locate(ctx.text, "id", "claim", i) or 0))
+                            kind, layers, float(threshold), judge, ctx.line("id", "claim", i) or 0))
     return claims

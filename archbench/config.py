@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -35,6 +35,9 @@ from typing import Any
 
 from archbench.errors import ConfigError
 from archbench.limits import MAX_SIZE, MAX_SIZE_ENV, max_size  # noqa: F401  (documented limits)
+
+# Over 500 lines on purpose: the settings (RunConfig), how each enters the key, and how they are
+# resolved (defaults per device, presets, digests of input files) are one subject, read together.
 
 #: bump when the meaning of a configuration changes (every key changes with it); 3: the
 #: optimisers' scale-free stopping rule (results of format 2 came from the absolute one); 4: the
@@ -168,27 +171,83 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """The inverse of :func:`_frozen`: plain dicts and lists (JSON-serialisable)."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys (what keys hash)."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(plain(value), sort_keys=True, separators=(",", ":"), default=str)
 
 
 # ----------------------------------------------------------------------------------------------
 # the configuration
 
 
+# -- how each field of a configuration enters its identity (the key) ---------------------------
+# A field's ``metadata["identity"]`` is one of: True (its plain value), False (not part of the key),
+# :data:`UNLESS_DEFAULT` (its plain value, left out while it equals the field's default: a setting
+# added later keeps the keys of every configuration that does not use it) or a function
+# ``(config) -> value``.
+
+UNLESS_DEFAULT = "unless-default"
+
+#: how a field shows in the results table (:mod:`archbench.frame`) and ``results.csv``
+#: (``metadata["frame"]``): its value (the default), the compact JSON of its value, the image's
+#: label plus its source (``image`` and ``image_source``), or None: not shown
+VALUE, JSON, LABEL = "value", "json", "label"
+
+_SQL_TYPES = {"int": "INTEGER", "float": "REAL", "bool": "INTEGER", "str": "TEXT"}
+
+
+def setting(default: Any = MISSING, *, default_factory: Any = MISSING, identity: Any = True,
+            frame: str | None = VALUE, kw_only: Any = MISSING) -> Any:
+    """A :class:`RunConfig` field: ``dataclasses.field`` with the metadata that says how the
+    setting enters the key (``identity``) and the results table (``frame``). Adding a setting to
+    :class:`RunConfig` is one such line: its JSON, key, store column and DataFrame column follow."""
+    return field(default=default, default_factory=default_factory, kw_only=kw_only,
+                 metadata={"identity": identity, "frame": frame})
+
+
+def sql_type(f: Field) -> str | None:
+    """The SQL type of a scalar field (``INTEGER``, ``REAL``, ``TEXT``), None for mappings and
+    sequences (kept in the configuration's JSON only)."""
+    name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    parts = [p.strip() for p in name.split("|") if p.strip() != "None"]
+    return _SQL_TYPES.get(parts[0]) if len(parts) == 1 else None
+
+
+def _arch_identity(c: RunConfig) -> str:
+    path, sep, rest = c.arch.partition(".py:")
+    source = path + ".py"
+    return f"{c.digests[source]}:{rest}" if sep and source in c.digests else c.arch
+
+
+def _init_identity(c: RunConfig) -> str:
+    scheme, _, path = c.init.partition(":")
+    return f"checkpoint:{c.digests[path]}" if scheme == "checkpoint" and path in c.digests else c.init
+
+
+def _judge_identity(c: RunConfig) -> Any:
+    from archbench.judges import judge_identity
+
+    return judge_identity(c.judge) if c.judge else None
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one result depends on, resolved (build it with :func:`resolve`).
+
+    The fields are the one list of run settings: :meth:`to_json` (what results files and the
+    store keep), :meth:`identity` (what the key hashes), the store's columns
+    (:mod:`archbench.store.schema`), the results table's columns (:mod:`archbench.frame`) and
+    ``results.csv`` are all derived from :func:`dataclasses.fields` and each field's
+    :func:`setting` metadata.
 
     Attributes:
         arch: canonical architecture spec (options sorted: ``vgg19(pool=max)``).
@@ -196,7 +255,8 @@ class RunConfig:
         seed: seed of the weights and of the white-noise start.
         task: task name; ``options``: task options (read-only); ``metrics``: metric names.
         image: the image source (built-in name or absolute path).
-        size, iterations: image side (px) and optimiser iterations (the budget).
+        size, iterations: image side (px) and optimiser iterations (the budget; the iterations a
+            result ran are :attr:`archbench.results.Result.iterations_run`).
         optimizer, history: ``lbfgs``/``adam`` and the L-BFGS history.
         device: where it runs (``cpu``, ``cuda``, ``cuda:N``); only its kind is part of the key.
         judge: the network scoring ``gram`` (:data:`archbench.metrics.gram.JUDGES` name), or None
@@ -205,20 +265,22 @@ class RunConfig:
             the key hashes contents, not paths.
     """
 
-    arch: str
-    init: str
-    seed: int
-    task: str
-    image: str
-    size: int
-    iterations: int
-    optimizer: str = "lbfgs"
-    history: int = 100
-    device: str = "cpu"
-    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    metrics: tuple[str, ...] = ()
-    judge: str | None = None
-    digests: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    arch: str = setting(identity=_arch_identity)
+    init: str = setting(identity=_init_identity)
+    seed: int = setting()
+    task: str = setting()
+    options: Mapping[str, Any] = setting(
+        default_factory=lambda: MappingProxyType({}), kw_only=True, frame=JSON,
+        identity=lambda c: _substitute(plain(c.options), c.digests))
+    image: str = setting(identity=lambda c: c.digests.get(c.image, c.image), frame=LABEL)
+    size: int = setting()
+    iterations: int = setting()
+    optimizer: str = setting("lbfgs")
+    history: int = setting(100)
+    device: str = setting("cpu", identity=lambda c: device_type(c.device))
+    judge: str | None = setting(None, identity=_judge_identity)
+    metrics: tuple[str, ...] = setting((), identity=lambda c: sorted(c.metrics), frame=None)
+    digests: Mapping[str, str] = setting(default_factory=lambda: MappingProxyType({}), identity=False, frame=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", _frozen(dict(self.options)))
@@ -233,35 +295,17 @@ class RunConfig:
 
     # -- identity --------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        """What the key hashes: every field, file paths replaced by content digests, the device
-        by its kind and the judge by its network and weights."""
-        from archbench.judges import judge_identity
-
-        return {
-            "format": CONFIG_FORMAT,
-            "arch": self._arch_identity(),
-            "init": self._init_identity(),
-            "seed": self.seed,
-            "task": self.task,
-            "options": _substitute(_plain(self.options), self.digests),
-            "metrics": sorted(self.metrics),
-            "image": self.digests.get(self.image, self.image),
-            "size": self.size,
-            "iterations": self.iterations,
-            "optimizer": self.optimizer,
-            "history": self.history,
-            "device": device_type(self.device),
-            "judge": judge_identity(self.judge) if self.judge else None,
-        }
-
-    def _arch_identity(self) -> str:
-        path, sep, rest = self.arch.partition(".py:")
-        source = path + ".py"
-        return f"{self.digests[source]}:{rest}" if sep and source in self.digests else self.arch
-
-    def _init_identity(self) -> str:
-        scheme, _, path = self.init.partition(":")
-        return f"checkpoint:{self.digests[path]}" if scheme == "checkpoint" and path in self.digests else self.init
+        """What the key hashes: the configuration format and every field by its ``identity``
+        metadata (file paths replaced by content digests, the device by its kind, the judge by
+        its network and weights)."""
+        out: dict[str, Any] = {"format": CONFIG_FORMAT}
+        for f in fields(self):
+            how = f.metadata.get("identity", True)
+            value = getattr(self, f.name)
+            if how is False or (how == UNLESS_DEFAULT and value == _default(f)):
+                continue
+            out[f.name] = how(self) if callable(how) else plain(value)
+        return out
 
     @cached_property
     def key(self) -> str:
@@ -292,7 +336,7 @@ class RunConfig:
 
     def task_options(self) -> dict[str, Any]:
         """The task options as a plain (mutable) dict."""
-        return _plain(self.options)
+        return plain(self.options)
 
     def describe(self) -> str:
         """One line for messages: ``reconstruct · vgg19 · gaussian:0.015 · seed 0 · astronaut``."""
@@ -300,32 +344,40 @@ class RunConfig:
 
     # -- serialisation -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """Plain data (what the store and results files keep); :meth:`from_json` reads it back."""
-        return {
-            "arch": self.arch,
-            "init": self.init,
-            "seed": self.seed,
-            "task": self.task,
-            "image": self.image,
-            "size": self.size,
-            "iterations": self.iterations,
-            "optimizer": self.optimizer,
-            "history": self.history,
-            "device": self.device,
-            "options": _plain(self.options),
-            "metrics": list(self.metrics),
-            "judge": self.judge,
-            "digests": _plain(self.digests),
-        }
+        """Plain data, one entry per field (what the store and results files keep);
+        :meth:`from_json` reads it back."""
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        return cls(**fields)
+        """The configuration of :meth:`to_json`'s data (a field it lacks takes its default)."""
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` (no re-resolution: use :func:`resolve` for new settings)."""
         return replace(self, **changes)
+
+
+def table_columns() -> list[tuple[str, Callable[[RunConfig], Any]]]:
+    """``(column, value of a configuration)`` for every column the results tables show of a run
+    (:mod:`archbench.frame`, ``results.csv``), derived from the fields' ``frame`` metadata in field
+    order: a value, the compact JSON of a mapping (``options``), or an image's label (``image``)
+    and source (``image_source``)."""
+    out: list[tuple[str, Callable[[RunConfig], Any]]] = []
+    for f in fields(RunConfig):
+        how, name = f.metadata.get("frame", VALUE), f.name
+        if how == LABEL:
+            out += [(name, lambda c: c.image_label), (f"{name}_source", lambda c, n=name: getattr(c, n))]
+        elif how == JSON:
+            out.append((name, lambda c, n=name: canonical_json(getattr(c, n))))
+        elif how is not None:
+            out.append((name, lambda c, n=name: getattr(c, n)))
+    return out
+
+
+def _default(f: Field) -> Any:
+    """The default value of field ``f`` (MISSING when it has none)."""
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 class HasConfig:
@@ -436,7 +488,7 @@ def resolve(
     from archbench.images import expand_sources
     from archbench.metrics import get_metric
     from archbench.metrics.gram import judge_for
-    from archbench.optimizers.base import METHODS
+    from archbench.optimizers.problem import METHODS
     from archbench.tasks import get_task
     from archbench.tasks.base import NO_IMAGE
     from archbench.tasks.presets import preset_iterations

@@ -36,6 +36,7 @@ values and their mean: ``load_results(store, suite, final_loss=True)`` holds the
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -49,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from archbench.config import RunConfig, sql_type, table_columns
 from archbench.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,12 +59,34 @@ if TYPE_CHECKING:
 #: the metric name of the final loss rows (``final_loss=True``)
 FINAL_LOSS = "final_loss"
 
-#: identity columns, in order
-IDENTITY = ("key", "arch", "init", "seed", "task", "options", "image", "image_source", "size", "iterations",
-            "optimizer", "history", "device", "judge")
+
+
+def identity_columns() -> tuple[str, ...]:
+    """The identity columns, in order: ``key``, then one column per field of
+    :class:`~archbench.config.RunConfig` the table shows (its ``frame`` metadata; the image as its
+    label and its source), in field order."""
+    return tuple(name for name, _ in run_columns())
+
+
+def run_columns() -> list[tuple[str, Any]]:
+    """``(column, value of a RunConfig)`` per identity column (see :func:`identity_columns`)."""
+    return [("key", lambda c: c.key), *table_columns()]
+
+
+def _int_columns() -> set[str]:
+    """Identity columns held as integers: the integer fields of RunConfig."""
+    return {f.name for f in dataclasses.fields(RunConfig) if sql_type(f) == "INTEGER"}
+
+
+def _float_columns() -> set[str]:
+    """Identity columns held as floats: the float fields of RunConfig."""
+    return {f.name for f in dataclasses.fields(RunConfig) if sql_type(f) == "REAL"}
+
+
+#: identity columns, in order (:func:`identity_columns` when the module was imported)
+IDENTITY = identity_columns()
 #: per-row columns after the identity
 ROW = ("layer", "position", "metric", "scored_metric", "value", "stalled")
-_INTS = ("seed", "size", "iterations", "history")
 
 
 def _open(store: ResultStore | str | Path) -> tuple[ResultStore, bool]:
@@ -88,16 +112,19 @@ def _version_column(package: str) -> str:
 
 def _runs_frame(rows: list[tuple], versions: bool) -> pd.DataFrame:
     """One row per run: ``rowid``, the identity columns, ``status``, ``error``, versions."""
-    from archbench.store.db import RUN_TABLE
+    from archbench.store.schema import run_table_columns
 
-    names = [n for n, _ in RUN_TABLE]
+    names = [n for n, _ in run_table_columns()]
+    ints, floats = _int_columns(), _float_columns()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     data = dict(zip(names, columns, strict=True))
     out: dict[str, Any] = {"rowid": np.array(data["rowid"], dtype=np.int64)}
-    for name in (*IDENTITY, "status", "error"):
+    for name in (*identity_columns(), "status", "error"):
         col = data[name]
-        if name in _INTS:
+        if name in ints:
             out[name] = np.nan_to_num(np.array(col, dtype=float), nan=-1).astype(np.int64)
+        elif name in floats:
+            out[name] = np.array(col, dtype=float)
         elif name == "key":
             out[name] = pd.Categorical(np.array(col, dtype=object))  # one per run; the frame repeats codes
         elif name == "error":
@@ -277,14 +304,15 @@ def load_tables(
     scoped = runs if include_failed else runs[(runs["status"] == "done").to_numpy()]
     idx = np.searchsorted(scoped["rowid"].to_numpy(), scores["rowid"])
     order = np.lexsort((scores["metric"].codes, scores["position"], scores["rowid"]))
-    columns = [*IDENTITY, *(["status"] if include_failed else []), *version_columns]
+    identity = identity_columns()
+    columns = [*identity, *(["status"] if include_failed else []), *version_columns]
     frame = scoped[columns].iloc[idx[order]].reset_index(drop=True)
-    frame.insert(len(IDENTITY) + include_failed, "layer", scores["layer"][order])
-    frame.insert(len(IDENTITY) + include_failed + 1, "position", scores["position"][order])
-    frame.insert(len(IDENTITY) + include_failed + 2, "metric", scores["metric"][order])
-    frame.insert(len(IDENTITY) + include_failed + 3, "scored_metric", scored_metric_column(frame["metric"], frame["judge"]))
-    frame.insert(len(IDENTITY) + include_failed + 4, "value", scores["value"][order])
-    frame.insert(len(IDENTITY) + include_failed + 5, "stalled", _stalled_array(scores["stalled"][order]))
+    frame.insert(len(identity) + include_failed, "layer", scores["layer"][order])
+    frame.insert(len(identity) + include_failed + 1, "position", scores["position"][order])
+    frame.insert(len(identity) + include_failed + 2, "metric", scores["metric"][order])
+    frame.insert(len(identity) + include_failed + 3, "scored_metric", scored_metric_column(frame["metric"], frame["judge"]))
+    frame.insert(len(identity) + include_failed + 4, "value", scores["value"][order])
+    frame.insert(len(identity) + include_failed + 5, "stalled", _stalled_array(scores["stalled"][order]))
     frame.attrs["version_columns"] = dict(version_columns)
     return ResultTables(runs=runs, scores=frame, devices=scores["devices"])
 
@@ -340,28 +368,30 @@ def load_results(
 def frame_from_results(results: Iterable[StoredResult]) -> pd.DataFrame:
     """The :func:`load_results` layout of in-memory :class:`~archbench.store.StoredResult` rows
     (what :meth:`ResultStore.results` returns), without versions; for reports built from them."""
+    columns, ints, floats = run_columns(), _int_columns(), _float_columns()
     rows = []
     for r in results:
-        c = r.config
-        ident = (c.key, c.arch, c.init, c.seed, c.task, json.dumps(c.task_options(), sort_keys=True, separators=(",", ":")),
-                 c.image_label, c.image, c.size, c.iterations, c.optimizer, c.history, c.device, c.judge)
+        ident = tuple(value(r.config) for _, value in columns)
         stall = np.nan if r.stalled is None else float(r.stalled)
         for m, v in r.metrics.items():
             rows.append((*ident, r.layer, 0, m, np.nan if v is None else float(v), stall))
-    cols = [*IDENTITY, "layer", "position", "metric", "value", "stalled"]
+    identity = [name for name, _ in columns]
+    cols = [*identity, "layer", "position", "metric", "value", "stalled"]
     frame = pd.DataFrame.from_records(rows, columns=cols)
     # positions: the order of the results as given (one result per run and layer)
     if len(frame):
         frame["position"] = pd.factorize(pd.MultiIndex.from_arrays([frame["key"], frame["layer"]]))[0]
     for name in cols:
-        if name in _INTS or name == "position":
+        if name in ints or name == "position":
             frame[name] = frame[name].astype(np.int64)
         elif name == "stalled":
             frame[name] = _stalled_array(frame[name].to_numpy(dtype=float))
+        elif name in floats:
+            frame[name] = frame[name].astype(float)
         elif name not in ("value", "stalled"):
             frame[name] = _category(frame[name].tolist())
     frame["scored_metric"] = scored_metric_column(frame["metric"], frame["judge"])
-    return frame[[*IDENTITY, *ROW]]
+    return frame[[*identity, *ROW]]
 
 
 def _judged(metric: str) -> bool:

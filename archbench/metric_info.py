@@ -66,7 +66,7 @@ def metric_info(name: str) -> MetricInfo | None:
     if name == FINAL_LOSS.name:
         return FINAL_LOSS
     from archbench.errors import ArchbenchError
-    from archbench.metrics import get_metric
+    from archbench.metrics.base import get_metric
 
     try:
         m = get_metric(name)

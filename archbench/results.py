@@ -24,14 +24,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from archbench.config import HasConfig, RunConfig
+from archbench.config import HasConfig, RunConfig, table_columns
 from archbench.escaping import csv_dict
 
 log = logging.getLogger(__name__)
 
-#: identity and summary columns, in CSV order; metric columns follow, then timing/status columns
-BASE_COLUMNS = ["arch", "init", "seed", "task", "layer", "image", "size", "iterations", "evaluations", "final_loss"]
-TAIL_COLUMNS = ["judge", "seconds", "device", "status", "stalled", "error", "result_path", "key"]
+#: what ``results.csv`` shows of a result after its run's settings (:func:`csv_columns`)
+RESULT_COLUMNS = ["layer", "iterations_run", "evaluations", "final_loss"]
+#: after the metric columns
+TAIL_COLUMNS = ["seconds", "status", "stalled", "error", "result_path", "key"]
+
+
+def csv_columns(metrics: list[str]) -> list[str]:
+    """The columns of ``results.csv``: the run's settings as the results tables show them
+    (:func:`archbench.config.table_columns`; ``device`` is where the result ran), the result's
+    summary, one column per metric, then timing, status and key."""
+    return [name for name, _ in table_columns()] + RESULT_COLUMNS + metrics + TAIL_COLUMNS
 
 
 @dataclass
@@ -42,7 +50,8 @@ class Result(HasConfig):
         config: the run's resolved configuration (its key is the result's identity, with ``layer``).
         layer: label of the layer(s) optimised (``pool3``, ``conv1_1+conv2_1``...).
         final_loss, loss_trace: the task's loss at the end and after each iteration.
-        iterations, evaluations: iterations run (at most the budget) and loss evaluations.
+        iterations_run, evaluations: iterations run (at most the budget,
+            ``config.iterations``) and loss evaluations.
         metrics: metric name -> value (None where it could not be computed).
         seconds: wall time of this problem's share of the optimisation.
         device: where it ran (``cpu``, ``cuda:0``).
@@ -61,7 +70,7 @@ class Result(HasConfig):
     layer: str
     final_loss: float | None
     metrics: dict[str, float | None]
-    iterations: int = 0
+    iterations_run: int = 0
     evaluations: int = 0
     seconds: float = 0.0
     device: str = "cpu"
@@ -81,7 +90,7 @@ class Result(HasConfig):
             "config": self.config.to_json(),
             "final_loss": self.final_loss,
             "metrics": dict(self.metrics),
-            "iterations": self.iterations,
+            "iterations_run": self.iterations_run,
             "evaluations": self.evaluations,
             "seconds": self.seconds,
             "device": self.device,
@@ -96,18 +105,20 @@ class Result(HasConfig):
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Result:
+        """The result of a :meth:`to_json` row (rows written before ``iterations_run`` was named
+        so call it ``iterations``)."""
+        if "iterations_run" not in data and "iterations" in data:
+            data = {**data, "iterations_run": data["iterations"]}
         d = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k != "config"}
         return cls(config=RunConfig.from_json(data["config"]), **d)
 
     def row(self) -> dict[str, Any]:
-        """The flat CSV row."""
-        flat: dict[str, Any] = {
-            "arch": self.arch, "init": self.init, "seed": self.seed, "task": self.task, "layer": self.layer,
-            "image": self.image, "size": self.size, "iterations": self.iterations, "evaluations": self.evaluations,
-            "final_loss": self.final_loss,
-        }
+        """The flat CSV row (:func:`csv_columns`)."""
+        flat: dict[str, Any] = {name: value(self.config) for name, value in table_columns()}
+        flat.update(layer=self.layer, iterations_run=self.iterations_run, evaluations=self.evaluations,
+                    final_loss=self.final_loss)
         flat.update(self.metrics)
-        flat.update(judge=self.judge, seconds=self.seconds, device=self.device, status=self.status,
+        flat.update(seconds=self.seconds, device=self.device, status=self.status,
                     stalled=None if self.stalled is None else int(self.stalled),
                     error=self.error, result_path=self.paths.get("result"), key=self.key)
         return flat
@@ -199,7 +210,8 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     own flat fields)."""
     if "config" in row:
         return Result.from_json(row).row()
-    flat = {c: row.get(c) for c in BASE_COLUMNS + TAIL_COLUMNS}
+    flat = {c: row.get(c) for c in csv_columns([])}
+    flat["iterations_run"] = row.get("iterations")
     flat.update(row.get("metrics", {}))
     flat["result_path"] = row.get("paths", {}).get("result")
     return flat
@@ -228,7 +240,7 @@ def write_results(out_dir: str | Path, results: list[Result]) -> tuple[Path, Pat
         for m in r.get("metrics", {}):
             if m not in metric_cols:
                 metric_cols.append(m)
-    columns = BASE_COLUMNS + metric_cols + TAIL_COLUMNS
+    columns = csv_columns(metric_cols)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()

@@ -149,7 +149,7 @@ def build_store(path: Path, jobs: int, iterations: int) -> dict:
                                 paths = {"target": str(png_dir / f"p{image % N_PNG}.png"),
                                          "start": str(png_dir / f"p{(image + 1) % N_PNG}.png"),
                                          "result": str(png_dir / f"p{(image + li + 2) % N_PNG}.png")}
-                                results.append(Result(config, layer, float(trace[-1]), values, iterations=iterations,
+                                results.append(Result(config, layer, float(trace[-1]), values, iterations_run=iterations,
                                                       evaluations=iterations + 3, seconds=0.5, device="cpu",
                                                       loss_trace=[float(v) for v in trace], paths=paths,
                                                       extra={"layer_weight": 1.0}, versions=versions,

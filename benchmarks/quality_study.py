@@ -74,7 +74,7 @@ def run_setting(task: str, name: str, spec: dict[str, Any], images: list[str], s
             "task": task, "setting": name, "spec": {**spec, "size": size, "iterations": iterations, "arch": arch},
             "image": res.config.image_label if hasattr(res.config, "image_label") else str(res.config.image),
             "style": Path(style).stem if style else None, "layer": res.layer, "status": res.status,
-            "stalled": res.stalled, "iterations_run": res.iterations, "seconds": res.seconds,
+            "stalled": res.stalled, "iterations_run": res.iterations_run, "seconds": res.seconds,
             "batch_seconds": seconds, "paths": dict(res.paths), "size": size,
         })
     return rows

@@ -86,4 +86,4 @@ metrics = {json.dumps(METRICS)}
     assert "champandard2016(width=0.25)" in text
     with ResultStore(tmp_path / "results.db") as store:
         row = store.results(suite="champandard-tiny")[0]
-    assert row.layer == "conv3_1+conv4_1" and row.size == 32 and row.iterations == 5
+    assert row.layer == "conv3_1+conv4_1" and row.size == 32 and row.iterations_run == 5

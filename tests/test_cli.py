@@ -14,7 +14,7 @@ from PIL import Image
 from tests.conftest import run_cli
 
 REQUIRED_COLUMNS = {
-    "arch", "init", "seed", "task", "layer", "image", "size", "iterations",
+    "arch", "init", "seed", "task", "layer", "image", "size", "iterations", "iterations_run",
     "final_loss", "ssim", "psnr", "seconds", "device",
 }
 
@@ -34,7 +34,7 @@ def test_run_reconstruct_end_to_end(tmp_path, photo_png):
     assert all(r["arch"] == "vgg11" and r["seed"] == "3" and r["size"] == "32" for r in rows)
     lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 2 and lines[0]["versions"]["torch"] == torch.__version__
-    assert len(lines[0]["loss_trace"]) == int(rows[0]["iterations"])
+    assert len(lines[0]["loss_trace"]) == int(rows[0]["iterations_run"])
     for kind in ("target", "start", "result"):
         for layer in ("pool1", "pool2"):
             png = next(out.rglob(f"{layer}-{kind}.png"))

@@ -48,7 +48,7 @@ def suite_file(tmp_path: Path, seeds: str = "[0, 1]") -> Path:
 
 
 def fake_outcome(job: RunConfig, value: float = 0.5) -> RunOutcome:
-    r = Result(job, "pool1", 0.1, {"ssim": value, "psnr": 20.0}, iterations=2, evaluations=3, loss_trace=[1.0, 0.1] * 20)
+    r = Result(job, "pool1", 0.1, {"ssim": value, "psnr": 20.0}, iterations_run=2, evaluations=3, loss_trace=[1.0, 0.1] * 20)
     return RunOutcome(job, "done", None, [r], 1.0, 2.0, 1.0)
 
 

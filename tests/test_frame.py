@@ -442,7 +442,7 @@ def test_stalled_results_are_counted_per_entry_board_and_unit_in_every_format(tm
     for k, job in enumerate(expand_jobs(load_suite(suite), "cpu")):
         results = []
         for pos, layer in enumerate(("pool1", "pool2")):
-            r = Result(job, layer, 0.1, {"ssim": 0.5 + 0.1 * k + 0.01 * pos, "psnr": 20.0 + k}, iterations=3,
+            r = Result(job, layer, 0.1, {"ssim": 0.5 + 0.1 * k + 0.01 * pos, "psnr": 20.0 + k}, iterations_run=3,
                        evaluations=4, seconds=0.01, loss_trace=[1.0, 0.5])
             r.stalled = job.arch == "vgg13" and job.image_label == "chelsea" and layer == "pool2"
             results.append(r)

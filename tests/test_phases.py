@@ -74,7 +74,7 @@ def test_each_phase_starts_from_the_upsampled_previous_result(monkeypatch):
         phases = res.extra["phases"]
         assert [p["size"] for p in phases] == [8, 16, 32]
         assert [p["trace_start"] for p in phases] == [0, 4, 8] and len(res.loss_trace) == 12
-        assert res.iterations == sum(p["iterations"] for p in phases) == 12
+        assert res.iterations_run == sum(p["iterations"] for p in phases) == 12
         assert res.final_loss == phases[-1]["final_loss"]
         assert res.config.options["phases"] == 3
 

@@ -233,7 +233,7 @@ def test_the_task_equals_the_definitions_on_its_batch(tmp_path):
     assert r.status == "done" and r.image == "noise" and r.layer == "network" and r.stalled is None
     assert set(r.metrics) == set(PROXIES) and all(r.metrics[p] is not None for p in PROXIES)
     assert r.extra["classifier"] == "own" and r.extra["classes"] == 5 and len(r.extra["batch"]) == 12
-    assert r.iterations == 0 and r.loss_trace == []
+    assert r.iterations_run == 0 and r.loss_trace == []
 
     net = create_arch(spec, init="kaiming", seed=3)
     state = {k: v.clone() for k, v in net.state_dict().items()}

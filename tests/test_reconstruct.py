@@ -33,7 +33,7 @@ def test_early_layer_reconstruction_resembles_target_and_deep_one_does_not(seed)
     assert deep.metrics["ssim"] < 0.35
     assert early.metrics["psnr"] > deep.metrics["psnr"] + 15
     # the loss trace is kept and decreases
-    assert len(early.loss_trace) == early.iterations and early.loss_trace[-1] < 1e-2 * early.loss_trace[0]
+    assert len(early.loss_trace) == early.iterations_run and early.loss_trace[-1] < 1e-2 * early.loss_trace[0]
 
 
 def test_same_seed_reproduces_exactly():
@@ -74,7 +74,7 @@ def test_a_deep_random_layer_with_a_tiny_loss_leaves_its_start_and_is_not_flagge
     kw = dict(size=32, iterations=8, init="kaiming", device="cpu", options={"layers": ["pool4"]})
     (r,) = run_task("vgg16", "reconstruct", ["astronaut"], **kw).results
     assert r.status == "done" and r.stalled is False
-    assert r.iterations == 8 and r.final_loss < 0.5 * r.loss_trace[0]
+    assert r.iterations_run == 8 and r.final_loss < 0.5 * r.loss_trace[0]
     net = create_arch("vgg16", init="kaiming")
     job = TaskJob(images=["astronaut"], size=32, optim=OptimConfig(iterations=8, scale_free=False),
                   options={"layers": ["pool4"]})
@@ -119,6 +119,6 @@ def test_the_raw_distance_reconstructs_like_the_relative_loss():
     kw = dict(size=32, iterations=6, device="cpu")
     rel = run_task("vgg19", "reconstruct", ["astronaut"], options={"layers": ["pool2"]}, **kw).results[0]
     raw = run_task("vgg19", "reconstruct", ["astronaut"], options={"layers": ["pool2"], "normalize": "none"}, **kw).results[0]
-    assert raw.iterations == rel.iterations == 6 and not raw.stalled and rel.metrics["ssim"] > 0.3
+    assert raw.iterations_run == rel.iterations_run == 6 and not raw.stalled and rel.metrics["ssim"] > 0.3
     assert raw.metrics["ssim"] == pytest.approx(rel.metrics["ssim"], abs=1e-3)
     assert raw.metrics["psnr"] == pytest.approx(rel.metrics["psnr"], abs=0.05)

@@ -86,7 +86,7 @@ def test_a_suite_with_a_preset_runs_the_presets_iteration_budget(tmp_path):
         assert run_sweep(suite, db).done == 1
         (r,) = db.results()
     assert r.config.iterations == 2000  # the preset's budget, above the suite-wide 3
-    assert 3 < r.iterations <= 2000 and len(r.loss_trace) == r.iterations
+    assert 3 < r.iterations_run <= 2000 and len(r.loss_trace) == r.iterations_run
     # the same resolution as `archbench run --preset gatys-texture`
     (cli,) = resolve("vgg11(width=0.125)", "texture", ["brick"], seed=1, size=16, device="cpu",
                      options={"preset": "gatys-texture"})
@@ -153,7 +153,7 @@ def test_results_read_back_carry_everything_written(tmp_path):
     assert [r.layer for r in outcome.results] == ["conv1_1", "conv1_1..conv2_1"]
     for r in outcome.results:
         assert r.extra["weighting"] == "auto" and set(r.extra["layer_weights"]) == {f"gram:{x}" for x in r.extra["layers"]}
-        assert r.metrics["gram"] > 0 and len(r.loss_trace) == r.iterations
+        assert r.metrics["gram"] > 0 and len(r.loss_trace) == r.iterations_run
         assert Path(r.paths["result"]).is_file() and r.versions["torch"]
     assert run.versions == outcome.results[0].versions and run.host
 

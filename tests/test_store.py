@@ -43,7 +43,7 @@ def suite_file(tmp_path: Path, missing: str | None = None, seeds: str = "[0, 1]"
 
 
 def fake_outcome(job, status="done", value=0.5) -> RunOutcome:
-    r = Result(job, "pool1", 0.1, {"ssim": value, "psnr": 20.0}, iterations=3, evaluations=4, seconds=0.01,
+    r = Result(job, "pool1", 0.1, {"ssim": value, "psnr": 20.0}, iterations_run=3, evaluations=4, seconds=0.01,
                loss_trace=[1.0, 0.5, 0.1], extra={"layer_weight": 2.0})
     return RunOutcome(job, status, None if status == "done" else "boom", [r] if status == "done" else [], 1.0, 2.0, 1.0)
 

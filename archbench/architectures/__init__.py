@@ -5,10 +5,9 @@ Add a new built-in architecture as a module here with a factory decorated by
 """
 
 from archbench.architectures.base import SequentialTapped, Tap, TappedNetwork
+from archbench.architectures.create import build_arch, create_arch
 from archbench.architectures.registry import (
     ARCHS,
-    build_arch,
-    create_arch,
     list_archs,
     parse_spec,
     register_arch,

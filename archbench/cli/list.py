@@ -39,7 +39,7 @@ def list_lines(kind: str, pattern: str | None = None) -> list[tuple[str, str]]:
     elif kind == "taps":
         if not pattern:
             raise UnknownNameError("`archbench list taps` needs an arch spec, e.g. `archbench list taps 'tv:resnet18'`")
-        from archbench.architectures.registry import build_arch
+        from archbench.architectures.create import build_arch
 
         net = build_arch(pattern)
         return [

@@ -86,7 +86,7 @@ def wide_width(results) -> int:
                               ["seconds"], ["status", "done"]]
     for r in results:
         row = [r.image, r.layer, _value(r.final_loss), *(_value(r.metrics.get(m)) for m in metric_names),
-               str(r.iterations), f"{r.seconds:.1f}"]
+               str(r.iterations_run), f"{r.seconds:.1f}"]
         for column, text in zip(cells, row, strict=False):
             column.append(text)
     return sum(max(cell_len(t) for t in column) for column in cells) + 3 * len(cells) + 1
@@ -112,7 +112,7 @@ def _wide_table(results, title: str) -> Table:
         table.add_column(escape(col), justify="left" if left else "right", no_wrap=not left)
     for r in results:
         vals = [_value(r.metrics.get(m)) for m in metric_names]
-        table.add_row(escape(r.image), escape(r.layer), _value(r.final_loss), *vals, str(r.iterations),
+        table.add_row(escape(r.image), escape(r.layer), _value(r.final_loss), *vals, str(r.iterations_run),
                       f"{r.seconds:.1f}", _status(r))
     return table
 
@@ -126,7 +126,7 @@ def _long_table(results, title: str) -> Table:
         rows = [("final_loss", _value(r.final_loss)),
                 *((name, _value(r.metrics.get(m))) for m, name in zip(metric_names, scored, strict=True)
                   if m in r.metrics),
-                ("status", f"{_status(r)}, {r.iterations} iters, {r.seconds:.1f} s")]
+                ("status", f"{_status(r)}, {r.iterations_run} iters, {r.seconds:.1f} s")]
         for i, (name, value) in enumerate(rows):
             first = i == 0
             table.add_row(escape(r.image) if first else "", escape(r.layer) if first else "", escape(name), value,
@@ -219,7 +219,7 @@ def run(
     that fits the terminal, or csv or json for scripts."""
     from archbench.config import resolve
     from archbench.fileio import check_output_dir, check_output_file
-    from archbench.runner import prepare, run_configs
+    from archbench.runner import STRICT, RunReport, execute, prepare
 
     if fmt not in RUN_FORMATS:
         raise ConfigError(f"unknown --format {fmt!r}; valid: {', '.join(RUN_FORMATS)}")
@@ -263,7 +263,7 @@ def run(
         def progress(done: int, total: int) -> None:
             bar.update(bar_task, completed=done, total=total)
 
-        report = run_configs(configs, out_dir=out, progress=progress, plan=plan)
+        report = RunReport.collect(configs, execute(plan, failures=STRICT, out_dir=out, progress=progress), out)
     unavailable = {m: why for r in report.results for m, why in r.extra.get("unavailable", {}).items()}
     for name, why in unavailable.items():
         err_console.print(f"[yellow]note:[/] metric {escape(name)} unavailable: {escape(why)}", highlight=False, soft_wrap=True)

@@ -6,16 +6,15 @@ module in :func:`archbench.metrics.base._load_builtin_metrics` (and its directio
 on the registry's first lookup, not when this package is imported.
 """
 
+from archbench.metric_info import base_metric, scored_name  # one definition, re-exported
 from archbench.metrics.base import (
     METRICS,
     Metric,
     MetricUnavailable,
-    base_metric,
     compute_metrics,
     get_metric,
     list_metrics,
     register_metric,
-    scored_name,
 )
 
 __all__ = [

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from archbench.errors import ArchbenchError
-from archbench.metric_info import base_metric, scored_name  # noqa: F401 - one definition, re-exported
 from archbench.registry import Registry
 
 if TYPE_CHECKING:

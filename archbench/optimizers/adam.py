@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback, start_scale
+from archbench.optimizers.problem import Objective, OptimConfig, OptimResult, ProgressCallback, start_scale
 from archbench.optimizers.runtime import Evaluator
 
 BETAS = (0.9, 0.999)

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from archbench.optimizers.base import Objective, OptimConfig, OptimResult, ProgressCallback, stalled_flags
+from archbench.optimizers.problem import Objective, OptimConfig, OptimResult, ProgressCallback, stalled_flags
 
 
 def _run_one(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from archbench.errors import OptimizationError
-from archbench.optimizers.base import Objective, OptimConfig
+from archbench.optimizers.problem import Objective, OptimConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import json
 import math
 
 from archbench.escaping import md_cell as md_escape
+from archbench.report.html import to_html
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard
-from archbench.report.text import csv_text, number, stars
+from archbench.report.text import csv_text, number, stall_note, stars
 
 FORMATS = ("csv", "md", "html", "json")
 
@@ -59,17 +60,6 @@ def to_json(lb: Leaderboard) -> str:
         return x
 
     return json.dumps(clean(lb.to_json()), indent=2, sort_keys=False) + "\n"
-
-
-def stall_note(lb: Leaderboard) -> str:
-    """One sentence counting the stalled results, or ``""`` when no result recorded the flag."""
-    s = lb.stalled
-    if not s:
-        return ""
-    unrecorded = s["results"] - s["flagged"]
-    return (f"Stalled results (the optimiser did not leave the start, so the score is the start's): {s['stalled']} of "
-            f"{s['flagged']} results that recorded the flag"
-            + (f" ({unrecorded} did not record it)" if unrecorded else "") + "; column `stalled` per entry.")
 
 
 def board_rows_md(lb: Leaderboard, board) -> list[str]:
@@ -171,7 +161,5 @@ def render(lb: Leaderboard, fmt_name: str, store=None, correlation=None) -> str:
         data["correlation"] = correlation.to_json()
         return json.dumps(data, indent=2, allow_nan=False, default=str) + "\n"
     if fmt_name == "html":
-        from archbench.report.html import to_html
-
         return to_html(lb, store, correlation=correlation)
     raise ConfigError(f"unknown report format {fmt_name!r}; valid: {', '.join(FORMATS)}")

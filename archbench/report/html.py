@@ -34,9 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archbench.report.formats import stall_note
 from archbench.report.leaderboard import ALL_LAYERS, Leaderboard, ResultDetails, StoreDetails
-from archbench.report.text import number, stars
+from archbench.report.text import number, stall_note, stars
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -314,17 +313,17 @@ def _correlation(c) -> dict:
     """Rows, texts and scatter plots of a :class:`~archbench.report.correlate.Correlation`."""
     from archbench.report.correlate import (
         SELECTION_NOTE,
-        _short,
         best_text,
         comparator_text,
         delta_text,
         rho_ci_text,
+        short_label,
     )
 
     rows = []
     for r in c.rows:
         ci = f"[{number(r.ci_low, '.2f', '')}, {number(r.ci_high, '.2f', '')}]" if r.ci_low is not None else ""
-        best = f"{_short(r.best_baseline)} ({number(r.best_baseline_spearman, '.3f', '')})" if r.best_baseline else ""
+        best = f"{short_label(r.best_baseline)} ({number(r.best_baseline_spearman, '.3f', '')})" if r.best_baseline else ""
         rows.append({"row": r, "ci": ci, "n": f"{r.n}" + (f" ({r.n_approximate}≈)" if r.n_approximate else ""),
                      "delta": delta_text(r), "best": best, "minus_best": best_text(r),
                      "minus_comparator": comparator_text(r)})
@@ -350,7 +349,7 @@ def _correlation(c) -> dict:
     families = "; ".join(f"{f} ({', '.join(a)})" for f, a in sorted(by_family.items()))
     return {"truth": c.truth, "truth_description": c.truth_description, "rows": rows, "plots": plots,
             "unmatched": unmatched, "comparator": c.comparator or "comparator",
-            "comparator_short": _short(c.comparator) or "comparator", "selection": selection,
+            "comparator_short": short_label(c.comparator) or "comparator", "selection": selection,
             "selection_note": SELECTION_NOTE.format(boot="resamples of the architectures, seed 0"),
             "families": families, "cv_left_out": "; ".join(f"{k} ({v})" for k, v in sorted(c.cv_left_out.items()))}
 

@@ -250,7 +250,7 @@ def resolve_reference(reference: str | None, units: dict[tuple[str, str], str]) 
     spec, _, init = reference.partition("@")
     spec = spec.strip()
     if not any(k[0] == spec for k in units):  # written differently (option order, spaces)?
-        from archbench.sweep.suite import canonical_spec
+        from archbench.architectures.registry import canonical_spec
 
         try:
             spec = canonical_spec(spec)

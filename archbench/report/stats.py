@@ -10,6 +10,7 @@ bootstrap, for samples where 4000 resamples would dominate a report's time).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -222,3 +223,122 @@ def wilcoxon_ps(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[float | 
             p = float(ps[k])
             out[i] = None if math.isnan(p) else p
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# rank correlations (archbench.report.correlate): Spearman's ρ, Kendall's τ-b, a permutation test
+# of ρ and a paired percentile bootstrap of ρ over architectures
+
+EXACT_PERMUTATION_MAX_N = 8
+N_PERMUTATIONS = 20_000
+N_BOOTSTRAP = 4_000
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's ρ (average ranks for ties); None when either side is constant or n < 3."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = float(spearmanr(x, y).statistic)
+    return None if math.isnan(rho) else rho
+
+
+def kendall(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Kendall's τ-b; None when either side is constant or n < 3."""
+    from scipy.stats import kendalltau
+
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tau = float(kendalltau(x, y).statistic)
+    return None if math.isnan(tau) else tau
+
+
+def _rho_of_ranks(rx: np.ndarray, ry: np.ndarray) -> np.ndarray:
+    """Pearson correlation of rank vectors ``rx`` (n,) against each row of ``ry`` (P, n)."""
+    ax = rx - rx.mean()
+    ay = ry - ry.mean(axis=-1, keepdims=True)
+    den = np.sqrt((ax**2).sum()) * np.sqrt((ay**2).sum(axis=-1))
+    return (ay @ ax) / den
+
+
+def permutation_p(x: np.ndarray, y: np.ndarray, seed: int = 0, n_perm: int = N_PERMUTATIONS) -> float | None:
+    """Two-sided permutation p-value of Spearman's ρ: ``scipy.stats.permutation_test`` of the
+    statistic ``|ρ|`` over pairings of ``y`` with ``x`` (alternative ``greater``), i.e. the share
+    of orderings of ``y`` whose |ρ| is at least the observed one: every ordering for n ≤ 8
+    (exact), else ``(k + 1) / (n_perm + 1)`` over ``n_perm`` random permutations drawn by
+    ``numpy.random.default_rng(seed)``."""
+    from scipy.stats import permutation_test, rankdata
+
+    if spearman(x, y) is None:
+        return None
+    rx, ry = rankdata(x), rankdata(y)
+    n = len(x)
+    resamples = math.factorial(n) if n <= EXACT_PERMUTATION_MAX_N else n_perm
+
+    def abs_rho(r: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.abs(_rho_of_ranks(rx, np.moveaxis(r, axis, -1)))
+
+    res = permutation_test((ry,), abs_rho, permutation_type="pairings", vectorized=True, n_resamples=resamples,
+                           alternative="greater", **_scipy_rng_kwargs(seed))
+    return float(res.pvalue)
+
+
+def _bootstrap_rhos(y: np.ndarray, columns: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
+    """Spearman's ρ of each column with ``y`` on ``n_boot`` seeded resamples of the architectures
+    (the same resample for every column), ``(valid resamples, len(columns))``; resamples in which
+    ``y`` or a column is constant are skipped. All resamples are ranked at once (``rankdata`` along
+    rows): the same draws and ranks as one resample at a time."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(y), size=(n_boot, len(y)))
+    by = y[rows]
+    picked = [c[rows] for c in columns]
+    keep = ~np.all(by == by[:, :1], axis=1)
+    for c in picked:
+        keep &= ~np.all(c == c[:, :1], axis=1)
+    rx = rankdata(by[keep], axis=1)
+    ax = rx - rx.mean(axis=1, keepdims=True)
+    out = np.empty((int(keep.sum()), len(columns)))
+    for k, c in enumerate(picked):
+        ry = rankdata(c[keep], axis=1)
+        ay = ry - ry.mean(axis=1, keepdims=True)
+        out[:, k] = (ay * ax).sum(axis=1) / (np.sqrt((ax**2).sum(axis=1)) * np.sqrt((ay**2).sum(axis=1)))
+    return out
+
+
+def _interval(values: np.ndarray, level: float) -> tuple[float, float] | None:
+    if len(values) < 10:
+        return None
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def bootstrap_rho(
+    x: np.ndarray, y: np.ndarray, level: float = 0.95, n_boot: int = N_BOOTSTRAP, seed: int = 0
+) -> tuple[float | None, float | None]:
+    """Percentile-bootstrap interval of Spearman's ρ, resampling the (x, y) pairs; resamples with a
+    constant side are skipped. ``(None, None)`` when ρ is undefined."""
+    if spearman(x, y) is None:
+        return None, None
+    return _interval(_bootstrap_rhos(y, [x], n_boot, seed)[:, 0], level) or (None, None)
+
+
+def bootstrap_rho_difference(
+    x: np.ndarray, z: np.ndarray, y: np.ndarray, level: float = 0.95, n_boot: int = N_BOOTSTRAP, seed: int = 0
+) -> tuple[float | None, float | None, float | None]:
+    """``ρ(x, y) − ρ(z, y)`` and its paired percentile-bootstrap interval (the same resampled
+    architectures for both ρ): does score ``x`` track ``y`` better than baseline ``z``? Resamples with
+    a constant side are skipped; ``(None, None, None)`` when either ρ is undefined."""
+    r1, r2 = spearman(x, y), spearman(z, y)
+    if r1 is None or r2 is None:
+        return None, None, None
+    rhos = _bootstrap_rhos(y, [x, z], n_boot, seed)
+    lo, hi = _interval(rhos[:, 0] - rhos[:, 1], level) or (None, None)
+    return r1 - r2, lo, hi

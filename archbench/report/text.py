@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from archbench.report.leaderboard import Leaderboard
+
 #: what a missing number shows in tables meant for reading
 MISSING = "—"
 
@@ -119,3 +121,14 @@ def frame_csv(frame: pd.DataFrame, path: Any = None) -> str | None:
     returned."""
     safe = neutralise_frame(frame)
     return safe.to_csv(path, index=False, lineterminator="\n")
+
+
+def stall_note(lb: Leaderboard) -> str:
+    """One sentence counting the stalled results, or ``""`` when no result recorded the flag."""
+    s = lb.stalled
+    if not s:
+        return ""
+    unrecorded = s["results"] - s["flagged"]
+    return (f"Stalled results (the optimiser did not leave the start, so the score is the start's): {s['stalled']} of "
+            f"{s['flagged']} results that recorded the flag"
+            + (f" ({unrecorded} did not record it)" if unrecorded else "") + "; column `stalled` per entry.")

@@ -19,8 +19,12 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from archbench.store.schema import guarded
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +121,75 @@ class Heartbeat:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: what :meth:`StoreLeases.claim` answers: the job is now ours; done already; attempted by another
+#: sweep since this one looked (``attempted``); being run by another live sweep (``held``)
+CLAIMED, DONE, ATTEMPTED, HELD = "claimed", "done", "attempted", "held"
+
+
+class StoreLeases:
+    """Which sweep runs which job: claims, renewals and releases in the store (a mixin of
+    :class:`archbench.store.ResultStore`; uses its ``conn``, ``exists`` and ``transaction``)."""
+
+    @guarded
+    def claim(self, key: str, owner: LeaseOwner, ttl: float, seen_attempts: int = 0) -> str:
+        """Claim the job ``key`` for ``owner`` for ``ttl`` seconds, in one transaction.
+
+        Returns :data:`CLAIMED` (now ``owner``'s: run it; a claim ``owner`` already holds is
+        renewed), :data:`DONE` (stored as done), :data:`ATTEMPTED` (stored by another sweep since
+        this one saw ``seen_attempts`` attempts: not run again) or :data:`HELD` (another sweep
+        holds a live lease on it). A lease whose owner died -- expired, or held by a process of
+        this host that no longer exists -- is taken over.
+        """
+        now = time.time()
+        with self.transaction() as c:
+            row = c.execute("SELECT status, attempts FROM runs WHERE key = ?", (key,)).fetchone()
+            if row is not None and row[0] == "done":
+                return DONE
+            if row is not None and int(row[1] or 0) > seen_attempts:
+                return ATTEMPTED
+            lease = c.execute("SELECT owner, host, pid, expires FROM leases WHERE key = ?", (key,)).fetchone()
+            if lease is not None and lease[0] != owner.token and not self._lease_dead(lease, now):
+                return HELD
+            c.execute(
+                "INSERT INTO leases VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET owner = excluded.owner, "
+                "host = excluded.host, pid = excluded.pid, acquired = excluded.acquired, expires = excluded.expires",
+                (key, owner.token, owner.host, owner.pid, now, now + ttl),
+            )
+        return CLAIMED
+
+    @staticmethod
+    def _lease_dead(lease: tuple, now: float) -> bool:
+        _owner, host, pid, expires = lease
+        if expires is None or float(expires) <= now:
+            return True
+        return host == socket.gethostname() and not pid_alive(int(pid))
+
+    @guarded
+    def renew(self, owner: LeaseOwner, ttl: float) -> int:
+        """Push the expiry of every lease ``owner`` holds to now + ``ttl``; returns how many."""
+        with self.transaction() as c:
+            return c.execute("UPDATE leases SET expires = ? WHERE owner = ?", (time.time() + ttl, owner.token)).rowcount
+
+    @guarded
+    def release(self, owner: LeaseOwner, keys: Iterable[str] | None = None) -> int:
+        """Drop ``owner``'s leases (all, or those among ``keys``); returns how many."""
+        with self.transaction() as c:
+            if keys is None:
+                return c.execute("DELETE FROM leases WHERE owner = ?", (owner.token,)).rowcount
+            return sum(c.execute("DELETE FROM leases WHERE owner = ? AND key = ?", (owner.token, k)).rowcount for k in keys)
+
+    @guarded
+    def leases(self, keys: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Live leases (all, or those among ``keys``): key -> owner, host, pid, acquired, expires."""
+        if not self.exists:
+            return {}
+        now = time.time()
+        rows = self.conn.execute("SELECT key, owner, host, pid, acquired, expires FROM leases").fetchall()
+        wanted = set(keys) if keys is not None else None
+        return {
+            r[0]: {"owner": r[1], "host": r[2], "pid": r[3], "acquired": r[4], "expires": r[5]}
+            for r in rows
+            if (wanted is None or r[0] in wanted) and not self._lease_dead((r[1], r[2], r[3], r[5]), now)
+        }

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from archbench.config import RunConfig
 from archbench.metrics.gram import UNRECORDED
+from archbench.store.schema import INSERT_RESULT, SCHEMA, SCHEMA_VERSION, statements
 
 if TYPE_CHECKING:
     from archbench.store.db import ResultStore
@@ -86,8 +87,6 @@ def backup(store: ResultStore) -> None:
 
 def migrate_v1(store: ResultStore) -> int:
     """Migrate ``store`` (schema 1) to schema 2 in place; returns the number of runs migrated."""
-    from archbench.store.db import INSERT_RESULT, SCHEMA, SCHEMA_VERSION, statements
-
     try:
         backup(store)
     except (OSError, sqlite3.DatabaseError) as exc:

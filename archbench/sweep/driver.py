@@ -334,7 +334,7 @@ def run_sweep(
 def _store_absent_weights(jobs: list[RunConfig], store: ResultStore, suite: str, summary: SweepSummary) -> list[RunConfig]:
     """Store the jobs of trained networks whose weights are absent here as ``skipped`` (with the
     reason: how to get the weights) instead of running them into failures; the rest to run."""
-    from archbench.weights import pretrained_unavailable
+    from archbench.architectures.create import pretrained_unavailable
 
     todo = []
     for job in jobs:

@@ -223,6 +223,14 @@ class _Ctx:
     def where(self, table: str, index: int) -> str:
         return "the top level" if not table else f"[[{table}]] #{index + 1}"
 
+    def line(self, key: str, table: str = "", index: int = 0) -> int | None:
+        """1-based line of ``key`` in the file (see :func:`locate`)."""
+        return locate(self.text, key, table, index)
+
+    def resolve_init(self, init: str, base: Path) -> str:
+        """``init`` as the suite's own inits are written (paths resolved from ``base``)."""
+        return _resolve_init(init, base)
+
     def check_keys(self, data: dict[str, Any], allowed: dict[str, str], table: str = "", index: int = 0) -> None:
         for key in data:
             if key not in allowed:
@@ -309,7 +317,8 @@ def _check_arch(spec: str):
     import torch
 
     from archbench.architectures.adapters import check_model_name
-    from archbench.architectures.registry import build_arch, parse_spec
+    from archbench.architectures.create import build_arch
+    from archbench.architectures.registry import parse_spec
 
     name, opts = parse_spec(spec)
     prefix, sep, model = name.partition(":")

@@ -164,9 +164,7 @@ class Task:
 
     def parse_options(self, options: dict[str, Any]) -> Any:
         """Validate ``options`` against ``Options``; unknown keys give a clear error. The generic
-        options every task accepts (:data:`archbench.tasks.phases.GENERIC_OPTIONS`) are checked and left out."""
-        from archbench.tasks.phases import GENERIC_OPTIONS, check_phases
-
+        options every task accepts (:data:`GENERIC_OPTIONS`) are checked and left out."""
         if "phases" in options:
             check_phases(options["phases"])
         options = {k: v for k, v in options.items() if k not in GENERIC_OPTIONS}
@@ -190,6 +188,23 @@ class Task:
 
     def run(self, net: TappedNetwork, job: TaskJob, progress: Progress | None = None) -> list[TaskOutput]:
         raise NotImplementedError
+
+
+#: options every task accepts, handled by :mod:`archbench.tasks.phases` rather than by the task
+GENERIC_OPTIONS = ("phases",)
+
+
+def check_phases(value: Any) -> int:
+    """``value`` as a number of phases (an integer >= 1), else :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"phases must be an integer >= 1, got {value!r}")
+    try:
+        n = int(value)
+    except ValueError:
+        raise ConfigError(f"phases must be an integer >= 1, got {value!r}") from None
+    if n != float(value) or n < 1:
+        raise ConfigError(f"phases must be an integer >= 1, got {value!r}")
+    return n
 
 
 TASKS: Registry[type[Task]] = Registry("task", entry_point_group="archbench.tasks")

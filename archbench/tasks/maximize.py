@@ -60,7 +60,7 @@ from archbench.metrics.maximize import (
     relative_activation,
     total_variation,
 )
-from archbench.optimizers.base import stalled_flags
+from archbench.optimizers.problem import stalled_flags
 from archbench.tasks.base import NO_IMAGE, Progress, Task, TaskJob, TaskOutput, register_task
 from archbench.tasks.param import frequencies
 

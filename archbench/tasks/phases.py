@@ -35,33 +35,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from archbench.architectures.base import TappedNetwork
 from archbench.errors import ConfigError
-from archbench.tasks.base import Progress, Task, TaskJob, TaskOutput
+from archbench.tasks.base import GENERIC_OPTIONS, Progress, Task, TaskJob, TaskOutput, check_phases  # noqa: F401
 
 log = logging.getLogger(__name__)
-
-#: options every task accepts, handled here rather than by the task
-GENERIC_OPTIONS = ("phases",)
-
-
-def check_phases(value: Any) -> int:
-    """``value`` as a number of phases (an integer >= 1), else :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(f"phases must be an integer >= 1, got {value!r}")
-    try:
-        n = int(value)
-    except ValueError:
-        raise ConfigError(f"phases must be an integer >= 1, got {value!r}") from None
-    if n != float(value) or n < 1:
-        raise ConfigError(f"phases must be an integer >= 1, got {value!r}")
-    return n
-
 
 def phases_of(job: TaskJob) -> int:
     """The job's number of phases (option ``phases``, default 1)."""

@@ -28,7 +28,6 @@ from archbench.architectures.base import SequentialTapped, TappedNetwork
 from archbench.architectures.init import initialize
 from archbench.errors import ConfigError
 from archbench.images import image_label
-from archbench.results import RunOutcome
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,8 @@ def build_stacked(
     """Build the stacked random network (see module docstring).
 
     Every candidate's reconstruction is one ``reconstruct`` run (layer ``l``, ``normalize =
-    relative``, ``preset = paper``: pixels from white noise, the paper's procedure, no metrics) through :func:`archbench.runner.execute` on the network being stacked.
+    relative``, ``preset = paper``: pixels from white noise, the paper's procedure, no metrics): a
+    strict :class:`archbench.plan.Plan` on the network being stacked.
 
     Args:
         arch: architecture spec (a sequential network: the VGG family).
@@ -122,7 +122,7 @@ def build_stacked(
         progress: ``(done, total)`` over reconstructions x iterations.
     """
     from archbench.config import defaults_for, resolve
-    from archbench.runner import execute
+    from archbench.plan import prepare
 
     if candidates < 1:
         raise ConfigError(f"candidates must be >= 1, got {candidates}")
@@ -165,7 +165,7 @@ def build_stacked(
                 if progress:
                     progress(base + d, total)
 
-            (outcome,) = [ev for ev in execute([config], net=net, strict=True, progress=report) if isinstance(ev, RunOutcome)]
+            (outcome,) = prepare([config], net=net).run(progress=report)
             done = base + iterations
             (res,) = outcome.results
             loss = res.final_loss if res.final_loss is not None else float("nan")

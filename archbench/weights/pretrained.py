@@ -130,20 +130,3 @@ def load_pretrained_into(net: TappedNetwork) -> dict[str, object]:
     }
     net.provenance.extra["pretrained"] = record
     return record
-
-
-_PROBED: dict[str, str | None] = {}
-
-
-def pretrained_unavailable(spec: str) -> str | None:
-    """Why ``--init pretrained`` cannot build ``spec`` here (its trained weights are absent or do
-    not fit), or None when it can. Loads the weights once per spec and remembers the answer."""
-    if spec not in _PROBED:
-        from archbench.architectures import create_arch
-
-        try:
-            create_arch(spec, init="pretrained")
-            _PROBED[spec] = None
-        except WeightsError as exc:
-            _PROBED[spec] = str(exc)
-    return _PROBED[spec]
