@@ -112,8 +112,8 @@ def test_defaults_are_the_studys_choice() -> None:
 ])
 def test_archbench_preset_reads_content_at_stride_level_0(arch: str, archbench_content: list, paper_content: list) -> None:
     """docs/tasks.md, "Style on unseen images": the archbench preset's content layer is the last
-    tap at full resolution (VGG-19 conv1_2), which keeps the content photo's edges (content SSIM
-    0.19 -> see the study) at the same stylisation; the paper preset keeps conv2_2."""
+    tap at full resolution (VGG-19 conv1_2), which raised both stylisation and content SSIM on every
+    pair of the issue-26 study; the paper preset keeps conv2_2."""
     from archbench.tasks.style import Style, StyleOptions
 
     net = create_arch(arch, seed=0)
