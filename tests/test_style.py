@@ -40,7 +40,7 @@ def test_style_transfer_moves_towards_content_and_style(tmp_path: Path) -> None:
     (r,) = report.results
     assert r.status == "done", r.error
     assert set(r.metrics) == {"ssim", "gram", "stylization"}
-    assert r.extra["content_layers"] == ["conv2_1"] and r.extra["style_layers"][0] == "conv1_1"
+    assert r.extra["content_layers"] == ["conv1_1"] and r.extra["style_layers"][0] == "conv1_1"  # stride level 0 (issue 26)
     assert r.extra["alpha_beta_gamma"] == [0.05, 1.0, 1000.0]  # the archbench preset (issue-19 study)
     assert r.extra["start"] == "content"
     assert r.judge == "random-vgg19"
@@ -102,6 +102,26 @@ def test_defaults_are_the_studys_choice() -> None:
     assert (paper.content_weight, paper.start) == (100.0, "noise")
     p, a = get_preset("paper"), get_preset("archbench")
     assert p.arch_layers and a.arch_layers and p.style_layers == a.style_layers and p.content_layers == a.content_layers
+    assert (p.content_level, a.content_level) == (1, 0)  # issue-26 study: archbench's content layer at stride 1
+
+
+@pytest.mark.parametrize(("arch", "archbench_content", "paper_content"), [
+    ("vgg19(fc=false)", ["conv1_2"], ["conv2_2"]),  # the issue-26 default vs the paper's
+    ("vgg11(fc=false)", ["conv1_1"], ["conv2_1"]),  # the last tap at stride level 0 / 1
+    ("resnet18", ["stem"], ["stem"]),  # no tap at stride level 0: falls back to level 1
+])
+def test_archbench_preset_reads_content_at_stride_level_0(arch: str, archbench_content: list, paper_content: list) -> None:
+    """docs/tasks.md, "Style on unseen images": the archbench preset's content layer is the last
+    tap at full resolution (VGG-19 conv1_2), which raised both stylisation and content SSIM on every
+    pair of the issue-26 study; the paper preset keeps conv2_2."""
+    from archbench.tasks.style import Style, StyleOptions
+
+    net = create_arch(arch, seed=0)
+    task = Style()
+    assert task.layers(net, StyleOptions(style="brick"))[0] == archbench_content
+    assert task.layers(net, StyleOptions(style="brick", preset="paper"))[0] == paper_content
+    assert task.layers(net, StyleOptions(style="brick", content_layers=["conv2_1"] if "vgg" in arch else ["stem"]))[0] \
+        == (["conv2_1"] if "vgg" in arch else ["stem"])  # an explicit option still wins
 
 
 def test_content_start_with_automatic_weights_moves_the_image(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ For textures the two are the same.
 =================== ========================== ============================== ======= ====================== =======
 preset              style/texture layers       content layer                  Gram    weights                start
 =================== ========================== ============================== ======= ====================== =======
-``archbench``       conv1_1 … conv5_1          conv2_2                        paper   auto; α:β:γ 0.05:1:1e3 content
+``archbench``       conv1_1 … conv5_1          conv1_2 (stride level 0)       paper   auto; α:β:γ 0.05:1:1e3 content
 ``paper``           conv1_1 … conv5_1          conv2_2                        paper   auto; α:β:γ 100:1:1000 noise
 ``gatys-texture``   conv1_1, pool1 … pool4     —                              m       1e9 per layer          noise
 ``gatys-style``     conv1_1 … conv5_1 (r11…)   conv4_2 (r42)                  hw      style 1e3/n², content 1 content
@@ -65,6 +65,8 @@ class Preset:
         pool: the pooling the tool used (informational; set it in the arch spec).
         arch_layers: the layers are the architecture's own defaults (conv1_1 … conv5_1 and
             conv2_2 on VGG, the first tap of each stride level elsewhere), not the tuples above.
+        content_level: with ``arch_layers``, the stride level whose last tap is the content layer
+            (1: conv2_2 on VGG, the paper's; 0: conv1_2, archbench's since issue 26).
     """
 
     name: str
@@ -84,6 +86,7 @@ class Preset:
     iterations: int | None = None
     pool: str = "avg"
     arch_layers: bool = False
+    content_level: int = 1
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -105,6 +108,7 @@ _add(
         content_weight=0.05,
         start="content",
         arch_layers=True,
+        content_level=0,
     )
 )
 _add(

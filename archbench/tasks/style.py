@@ -2,7 +2,8 @@
 
 x* = argmin_x  α·Σ_c ω_c·L_content,c(x, x_c) + β·Σ_l μ_l·E_l(x, x_s) + γ·R_TV(x)
 
-* content layer ``conv2_2`` (feature loss 1/(2NM)·‖F − P‖², the paper's form), style layers
+* content layer ``conv2_2`` under ``paper`` (feature loss 1/(2NM)·‖F − P‖², the paper's form),
+  ``conv1_2`` under ``archbench`` (the last tap at stride level 0; the issue-26 study), style layers
   ``conv1_1 … conv5_1`` (Gram loss, :mod:`archbench.losses.gram`); α:β:γ = 0.05:1:1000 under the
   default preset ``archbench`` (the issue-19 study, ``docs/tasks.md``), 100:1:1000 under ``paper``;
 * ω, μ from the weighting scheme (default ``auto``, the paper's pre-pass, see
@@ -139,7 +140,7 @@ class Style(Task):
         style = opts.style_layers
         if content is None:
             content = list(preset.content_layers) if not preset.arch_layers and preset.content_layers else None
-            content = content or default_content_layers(net)
+            content = content or default_content_layers(net, preset.content_level)
         if style is None and opts.loss == "patches":
             style = default_patch_layers(net)
         if style is None:

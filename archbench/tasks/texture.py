@@ -102,14 +102,15 @@ def default_style_layers(net: TappedNetwork) -> list[str]:
     return out
 
 
-def default_content_layers(net: TappedNetwork) -> list[str]:
-    """Content layer by default: the net's ``default_content_layers`` if declared; ``conv2_2``
-    when present (the paper); otherwise the last spatial tap at stride level 1."""
+def default_content_layers(net: TappedNetwork, level: int = 1) -> list[str]:
+    """Content layer by default: the net's ``default_content_layers`` if declared; at ``level`` 1
+    (the paper's) ``conv2_2`` when present; otherwise the last spatial tap at stride level
+    ``level`` (``conv1_2`` on VGG at level 0), falling back to level 1, then 0."""
     if net.default_content_layers:
         return list(net.default_content_layers)
-    if "conv2_2" in net.tap_names:
+    if level == 1 and "conv2_2" in net.tap_names:
         return ["conv2_2"]
-    taps = net.taps_at_level(1) or net.taps_at_level(0)
+    taps = net.taps_at_level(level) or net.taps_at_level(1) or net.taps_at_level(0)
     if not taps:
         raise ConfigError("the network has no spatial tap at stride level 1 for the content loss; give content_layers")
     return [taps[-1].name]
