@@ -309,7 +309,7 @@ def _figure1_caption(jobs: Sequence[RunConfig], command: str) -> str:
              f"optimised from white noise) and with archbench's default (preset archbench: a 1/f Fourier "
              f"parameterisation started from faint pink noise)")
     if trained:
-        from archbench.weights import pretrained_unavailable
+        from archbench.architectures.create import pretrained_unavailable
 
         absent = [a for a in trained if pretrained_unavailable(a) is not None]
         notes = ["--init pretrained"]
@@ -430,6 +430,7 @@ def run_gallery(
         ArchbenchError: invalid spec, names, layers, images or output folder -- before anything
             runs or is written (the jobs are resolved and validated as ``archbench run`` does).
     """
+    from archbench.architectures.create import pretrained_unavailable
     from archbench.config import resolve_device
     from archbench.fileio import atomic_write, check_output_dir
     from archbench.report.gallery import gallery_html
@@ -437,7 +438,6 @@ def run_gallery(
     from archbench.store import ResultStore
     from archbench.sweep import run_sweep
     from archbench.sweep.jobs import expand_jobs
-    from archbench.weights import pretrained_unavailable
 
     suite = gallery_suite(spec)
     jobs = expand_jobs(suite, resolve_device(spec.device))

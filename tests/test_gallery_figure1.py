@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from archbench.architectures.create import pretrained_unavailable
 from archbench.gallery import FIGURE1_TRAINED, GallerySpec, gallery_command, gallery_suite, run_gallery, section_keys
-from archbench.weights import pretrained_unavailable
 
 
 def _spec(**kw) -> GallerySpec:

@@ -172,7 +172,7 @@ def _results(metrics: dict, task: str = "reconstruct", layer: str = "pool1"):
 
     config = RunConfig(arch="vgg11", init="gaussian:0.015", seed=0, task=task, image="astronaut", size=16,
                        iterations=1, metrics=tuple(metrics))
-    return [Result(config, layer, 0.1, dict(metrics), iterations=5, seconds=1.5)]
+    return [Result(config, layer, 0.1, dict(metrics), iterations_run=5, seconds=1.5)]
 
 
 def test_run_table_fits_80_columns_with_every_header_readable():

@@ -141,11 +141,11 @@ def results_csv(results) -> str:
     import io
 
     from archbench.escaping import csv_dict
-    from archbench.results import BASE_COLUMNS, TAIL_COLUMNS
+    from archbench.results import csv_columns
 
     metric_names, _ = _score_columns(results)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=BASE_COLUMNS + metric_names + TAIL_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=csv_columns(metric_names), extrasaction="ignore")
     writer.writeheader()
     for r in results:
         writer.writerow(csv_dict({k: ("" if v is None else v) for k, v in r.row().items()}))
