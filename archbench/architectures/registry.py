@@ -19,13 +19,15 @@ import importlib.util
 import re
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from archbench.architectures.base import TappedNetwork
-from archbench.errors import ConfigError, UnknownNameError
+from archbench.architectures.guard import guard_forward, is_plugin, plugin_call
+from archbench.errors import ArchbenchError, ConfigError, UnknownNameError
 from archbench.registry import Registry
 
 ArchFactory = Callable[..., TappedNetwork]
@@ -122,7 +124,11 @@ def _load_file_factory(name: str) -> ArchFactory:
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
         try:
-            loader_spec.loader.exec_module(module)
+            with plugin_call(str(path), "import"):  # sys.exit or a hang at import: a PluginError
+                loader_spec.loader.exec_module(module)
+        except ArchbenchError:
+            del sys.modules[mod_name]
+            raise
         except Exception as exc:
             del sys.modules[mod_name]
             raise ConfigError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
@@ -159,15 +165,19 @@ def build_arch(spec: str) -> TappedNetwork:
     # replaced after building (see archbench.architectures.variants)
     act = opts.pop("act", None) if "act" in opts and not _accepts(factory, "act") else None
     _check_options(name, factory, opts, extra=["act"] if act is not None or not _accepts(factory, "act") else [])
-    try:
-        net = factory(**opts)
-    except TypeError as exc:
-        text = re.sub(r"^[\w.<>]+\(\)\s*", "", str(exc))  # not the factory's internal name
-        raise ConfigError(f"invalid options for arch {name!r}: {text}") from exc
-    if not isinstance(net, TappedNetwork):
-        from archbench.architectures.wrap import wrap_module  # plain nn.Module from a plugin
+    plugin = is_plugin(factory)
+    with plugin_call(name, "factory", errors=True) if plugin else nullcontext():
+        try:
+            net = factory(**opts)
+        except TypeError as exc:
+            text = re.sub(r"^[\w.<>]+\(\)\s*", "", str(exc))  # not the factory's internal name
+            raise ConfigError(f"invalid options for arch {name!r}: {text}") from exc
+        if not isinstance(net, TappedNetwork):
+            from archbench.architectures.wrap import wrap_module  # plain nn.Module from a plugin
 
-        net = wrap_module(net, spec)
+            net = wrap_module(net, spec)  # traces the plugin's forward
+    if plugin:
+        guard_forward(net, name)
     if act is not None:
         from archbench.architectures.variants import replace_activations
 

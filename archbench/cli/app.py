@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from archbench.cli.types import ArchbenchGroup
+
 if TYPE_CHECKING:
     from archbench.store import ResultStore
 
@@ -19,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=ArchbenchGroup,  # every int and float option gets its range (archbench.values)
 )
 console = Console()
 err_console = Console(stderr=True)

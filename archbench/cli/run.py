@@ -107,15 +107,16 @@ def run(
 
     options = parse_options(option)
     layers = split_list(layer)
-    if layers:
-        options["layers"] = layers
-    if channels is not None:
-        options["channels"] = channels
     flags = {
         "normalize": normalize, "tv_weight": tv_weight, "tv_beta": tv_beta, "alpha_weight": alpha_weight,
         "style": style, "content": content, "start": start, "preset": preset, "weighting": weighting,
         "gram_norm": gram_norm, "loss": loss, "phases": phases,
     }
+    flags.update(layers=layers or None, channels=channels)
+    for key, value in flags.items():  # one setting, two values: say so rather than pick one
+        if value is not None and key in options and options[key] != value:
+            raise ConfigError(f"{key} is given twice, as --{'layer' if key == 'layers' else key.replace('_', '-')} "
+                              f"{value!r} and as -O {key}={options[key]!r}; give it once")
     options.update({k: v for k, v in flags.items() if v is not None})
     configs = resolve(
         arch, task, split_list(image) or ["astronaut"], size=size, iterations=iters, seed=seed, init=init,

@@ -158,12 +158,14 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     where = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"baseline {where!r} does not exist; create it with `archbench baseline save`") from None
-    except IsADirectoryError:
-        raise ConfigError(f"baseline {where!r} is a folder; give the JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if not path.exists():
+            raise ConfigError(f"baseline {where!r} does not exist; create it with `archbench baseline save`")
+        if path.is_dir():
+            raise ConfigError(f"baseline {where!r} is a folder; give the JSON file")
+        from archbench.fileio import read_text
+
+        data = json.loads(read_text(path, "baseline"))
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"baseline {where!r} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("archbench-baseline/"):
         raise ConfigError(f"{where!r} is not an archbench baseline (format {BASELINE_FORMAT})")

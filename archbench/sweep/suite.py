@@ -310,6 +310,7 @@ def _check_arch(spec: str):
 
     from archbench.architectures.adapters import check_model_name
     from archbench.architectures.registry import build_arch, parse_spec
+    from archbench.errors import PluginError
 
     name, opts = parse_spec(spec)
     prefix, sep, model = name.partition(":")
@@ -318,6 +319,9 @@ def _check_arch(spec: str):
     try:
         with torch.device("meta"):
             return build_arch(spec)
+    except PluginError as exc:  # the plugin misbehaved: its jobs fail (and say why), the others run
+        logging.getLogger(__name__).debug("arch %s not checked: %s", spec, exc)
+        return None
     except ArchbenchError:
         raise
     except Exception as exc:  # a factory that needs real tensors: it runs (or fails) as a job
@@ -617,13 +621,16 @@ def builtin_suites() -> dict[str, Path]:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A suite from a file path or a built-in name (``ci``, ``paper``, ``zoo``)."""
+    """A suite from a file path or a built-in name (``ci``, ``paper``, ``zoo``); the file is
+    UTF-8 (:func:`archbench.fileio.read_text` says where it is not)."""
+    from archbench.fileio import read_text
+
     text_id = str(name_or_path)
     p = Path(text_id).expanduser()
     if p.suffix == ".toml" or p.exists() or "/" in text_id:
         if not p.is_file():
             raise ConfigError(f"suite file {text_id!r} does not exist")
-        return parse_suite_text(p.read_text(encoding="utf-8"), str(p))
+        return parse_suite_text(read_text(p, "suite file"), str(p))
     builtin_suites()
     path = SUITES.get(text_id)
-    return parse_suite_text(Path(path).read_text(encoding="utf-8"), str(path))
+    return parse_suite_text(read_text(path, "suite file"), str(path))
