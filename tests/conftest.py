@@ -35,6 +35,16 @@ def run_slow(config) -> bool:
     return bool(config.getoption("--run-slow") or ci or os.environ.get("ARCHBENCH_RUN_SLOW") == "1")
 
 
+def pytest_configure(config) -> None:
+    """Hypothesis profile of the fuzz tests (tests/fuzzing.py): a fixed budget by default, ten
+    times as many examples with the slow tests."""
+    try:
+        from tests.fuzzing import load_profile
+    except ImportError:  # hypothesis not installed: the fuzz tests are skipped
+        return
+    load_profile(run_slow(config))
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     if run_slow(config) or config.getoption("markexpr", ""):
         return

@@ -34,6 +34,20 @@ def _load_commands() -> None:
         importlib.import_module(name)
 
 
+_COMMAND: list = []
+
+
+def _command():
+    """The click command of :data:`app`, built once per process (typer builds it anew on each
+    ``app()`` call; in-process callers such as the fuzz tests call :func:`main` thousands of times)."""
+    import typer
+
+    key = (len(app.registered_commands), len(app.registered_groups))
+    if not _COMMAND or _COMMAND[0] != key:
+        _COMMAND[:] = [key, typer.main.get_command(app)]
+    return _COMMAND[1]
+
+
 def _click_exceptions() -> tuple[tuple[type, ...], ...]:
     """(Exit, UsageError, ClickException, Abort) classes of click and of the copy of click that
     recent typer versions ship as ``typer._click``."""
@@ -83,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     _load_commands()
     try:
         # standalone_mode=False returns typer.Exit's code instead of exiting: pass it on
-        rc = app(args=args, prog_name="archbench", standalone_mode=False)
+        rc = _command()(args=args, prog_name="archbench", standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except ArchbenchError as exc:
