@@ -93,11 +93,14 @@ def test_the_saved_baseline_passes(place):
 @examples(150)
 @given(st.data())
 @example(None)
+@example("jobs-null")
 def test_a_baseline_with_random_values_anywhere(place, data):
     base = json.loads((place / "base.json").read_text())
     every = sorted(paths(base), key=lambda p: (len(p), str(p)))
     if data is None:
         edited = put(base, ("jobs",), [1, 2])  # found by hypothesis: a list where a table belongs
+    elif data == "jobs-null":
+        edited = put(base, ("jobs",), None)  # found by hypothesis: null where a table belongs
     else:
         edited = base
         for _ in range(data.draw(st.integers(1, 3), label="edits")):

@@ -45,6 +45,7 @@ from typing import Any
 from archbench.architectures.registry import canonical_spec
 from archbench.errors import ArchbenchError, ConfigError
 from archbench.registry import Registry, close_matches
+from archbench.values import SEED_MAX, short
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,6 +54,8 @@ else:  # pragma: no cover - Python 3.10
 
 #: folder of the built-in suites (package data)
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+#: most seeds ``seeds = n`` may ask for (far more than any job limit lets run; never a list of 10^30)
+MAX_SEED_COUNT = 10_000_000
 
 #: built-in suites: name -> path of their TOML file
 SUITES: Registry[Path] = Registry("suite", entry_point_group="archbench.suites")
@@ -274,9 +277,16 @@ class _Ctx:
         v = data[key]
         if isinstance(v, int) and not isinstance(v, bool):
             self.expect(v > 0, key, allowed, v, table, index)
+            if v > MAX_SEED_COUNT:  # never built as a list: the job limit refuses far fewer
+                raise self.error(f"{key!r} in {self.where(table, index)} is {short(v)} seeds, more than "
+                                 f"{MAX_SEED_COUNT}", key, table, index)
             return list(range(v))
         ok = isinstance(v, list) and len(v) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
         self.expect(ok, key, allowed, v, table, index)
+        too_large = [s for s in v if s > SEED_MAX]
+        if too_large:
+            raise self.error(f"{key!r} in {self.where(table, index)}: seed {short(too_large[0])} is more than "
+                             f"{SEED_MAX}, the largest seed", key, table, index)
         if len(set(v)) != len(v):
             raise self.error(f"{key!r} in {self.where(table, index)} has duplicates: {v!r}", key, table, index)
         return [int(s) for s in v]
