@@ -114,10 +114,10 @@ def gallery_suite(spec: GallerySpec) -> Any:
         raise ConfigError("the gallery's style section needs style images (--style) or textures")
     tasks: list[TaskEntry] = []
     if "reconstruct" in spec.sections:
-        opts = {"layers": list(spec.reconstruct_layers)} if spec.reconstruct_layers else {}
+        opts = {"layers": list(dict.fromkeys(spec.reconstruct_layers))} if spec.reconstruct_layers else {}
         tasks.append(TaskEntry("reconstruct", opts, images=photos))
     if "texture" in spec.sections:
-        opts = {"layers": list(spec.texture_layers)} if spec.texture_layers else {}
+        opts = {"layers": list(dict.fromkeys(spec.texture_layers))} if spec.texture_layers else {}
         tasks.append(TaskEntry("texture", opts, images=textures))
     if "style" in spec.sections:
         tasks += [TaskEntry("style", {"style": style}, images=photos) for style in styles]

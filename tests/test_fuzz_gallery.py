@@ -32,7 +32,7 @@ OPTIONS = {
     "--iters": few.map(str),
     "--device": text_or("cpu", "auto"),
     "--judge": text_or("random-vgg19", "auto"),
-    "--section": text_or("reconstruct", "texture", "style", "reconstruct,texture"),
+    "--section": text_or("reconstruct", "reconstruct,reconstruct"),  # texture and style: tests/test_gallery.py
     "--recon-layer": text_or("pool1", "pool2", "conv1_1"),
     "--texture-layer": text_or("conv1_1", "pool1"),
     "--photo": text_or("p.png", "astronaut", "none.png"),
@@ -51,11 +51,12 @@ def place(tmp_path_factory) -> Path:
     return d
 
 
-@examples(40)
+@examples(30)
 @given(st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.none(), max_size=3).flatmap(
     lambda keys: st.fixed_dictionaries({k: OPTIONS[k] for k in keys})))
 @example({"--seed": "12345678901234567890123"})
 @example({"--arch": "vgg11(width=1e999)"})
+@example({"--recon-layer": "pool1"})  # found by hypothesis: a layer twice, two jobs of one key
 def test_gallery_options_exit_0_with_a_page_or_2_with_one_line(place, monkeypatch, opts):
     monkeypatch.chdir(place)
     monkeypatch.setenv("TORCH_HOME", str(place / "torch"))

@@ -1,6 +1,6 @@
 """Fuzzing image loading: random bytes, truncated files of every format Pillow writes, valid
 headers declaring absurd sizes. :func:`archbench.images.load_image` returns a finite
-``(3, size, size)`` image in [0, 1] or raises an :class:`~archbench.errors.ArchbenchError` whose one
+``(1, 3, size, size)`` image in [0, 1] or raises an :class:`~archbench.errors.ArchbenchError` whose one
 line names the file; ``archbench score`` on such files exits 0 with scores or 2 with one line."""
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def write(place: Path, data: bytes) -> Path:
 @example(png_with_header(0, 0, 8, 2))
 @example(bmp_with_header(-(2**31), 2**31 - 1, 24))
 @example(gif_with_header(65535, 65535))
+@example(b"\x89PNG\r\n\x1a\n\x00\x00\x00\x00IHDR")  # found by hypothesis: Pillow's ValueError
 def test_load_image_returns_an_image_or_one_line_naming_the_file(place, data):
     import torch
 
@@ -99,7 +100,7 @@ def test_load_image_returns_an_image_or_one_line_naming_the_file(place, data):
         message = str(exc)
         assert "\n" not in message.strip() and path.name in message, message
         return
-    assert img.shape == (3, 16, 16) and torch.isfinite(img).all() and 0 <= img.min() and img.max() <= 1
+    assert img.shape == (1, 3, 16, 16) and torch.isfinite(img).all() and 0 <= img.min() and img.max() <= 1
 
 
 @examples(60)

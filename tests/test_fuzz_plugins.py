@@ -87,7 +87,7 @@ def run_argv(place: Path, spec: str, out: Path) -> list[str]:
             "--metrics", "ssim", "--out", str(out)]
 
 
-@examples(100)
+@examples(60)
 @given(plugins())
 @example(("factory", HEADER.replace("{forward}", "pass") + "\n\ndef make():\n    sys.exit(0)\n"))
 @example(("factory", HEADER.replace("{forward}", "pass") + "\n\ndef make():\n    raise KeyboardInterrupt()\n"))

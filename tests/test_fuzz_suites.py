@@ -92,7 +92,7 @@ def small_iterations(top: dict, task: dict | None) -> bool:
     return not any(isinstance(i, int) and not isinstance(i, bool) and 3 < i < 2**63 for i in its)
 
 
-@examples(120)
+@examples(100)
 @given(st.dictionaries(st.sampled_from(TOP_KEYS), values, max_size=3),
        st.one_of(st.none(), st.dictionaries(st.sampled_from(TASK_KEYS), values, max_size=3)))
 @example({"seeds": [12345678901234567890123]}, None)
@@ -130,7 +130,7 @@ ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32", "latin-1", "
              "koi8-r"]
 
 
-@examples(30)
+@examples(20)
 @given(st.sampled_from(ENCODINGS), st.sampled_from(["fuzz — été", "ascii only", "日本語", "Привет"]))
 def test_a_suite_in_another_encoding_runs_or_names_file_and_encoding(env, encoding, description):
     text = suite_text({**BASE, "description": description}, None)
