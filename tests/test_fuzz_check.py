@@ -90,7 +90,7 @@ def test_the_saved_baseline_passes(place):
     assert check(place, (place / "base.json").read_bytes()).code == 0
 
 
-@examples(150)
+@examples(80)
 @given(st.data())
 @example(None)
 @example("jobs-null")

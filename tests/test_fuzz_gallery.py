@@ -51,7 +51,7 @@ def place(tmp_path_factory) -> Path:
     return d
 
 
-@examples(30)
+@examples(15)
 @given(st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.none(), max_size=3).flatmap(
     lambda keys: st.fixed_dictionaries({k: OPTIONS[k] for k in keys})))
 @example({"--seed": "12345678901234567890123"})

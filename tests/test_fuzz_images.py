@@ -103,7 +103,7 @@ def test_load_image_returns_an_image_or_one_line_naming_the_file(place, data):
     assert img.shape == (1, 3, 16, 16) and torch.isfinite(img).all() and 0 <= img.min() and img.max() <= 1
 
 
-@examples(60)
+@examples(30)
 @given(files)
 def test_score_on_fuzzed_images_exit_0_with_scores_or_2_with_one_line(place, monkeypatch, data):
     monkeypatch.setenv("ARCHBENCH_MAX_SIZE", "64")

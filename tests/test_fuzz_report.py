@@ -57,7 +57,7 @@ options = {
 }
 
 
-@examples(150)
+@examples(80)
 @given(st.dictionaries(st.sampled_from(sorted(options)), st.none(), max_size=4).flatmap(
     lambda keys: st.fixed_dictionaries({k: options[k] for k in keys})), st.binary(max_size=120))
 @example({"--truth-level": str(10**30), "--truth": "truth.csv"}, b"")

@@ -80,7 +80,7 @@ OPTIONS = {
 }
 
 
-@examples(100)
+@examples(60)
 @given(st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.none(), max_size=4).flatmap(
     lambda keys: st.fixed_dictionaries({k: OPTIONS[k] for k in keys})))
 @example({"--seed": "12345678901234567890123"})
