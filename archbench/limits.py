@@ -8,7 +8,7 @@ pixels of an image file    64 million         ``ARCHBENCH_MAX_IMAGE_PIXELS``  th
                                               (``0``: none)                   before decoding
 jobs per sweep             10000              ``--max-jobs N`` or             :func:`archbench.sweep.run_sweep`, before
                                               ``ARCHBENCH_MAX_JOBS`` (0: none) expanding the suite
-one plugin call (import,   600 s              ``ARCHBENCH_PLUGIN_TIMEOUT``    :func:`archbench.architectures.guard.plugin_call`
+one plugin call (import,   600 s              ``ARCHBENCH_PLUGIN_TIMEOUT``    :func:`archbench.plugins.plugin_call`
 factory, forward pass)                        (``0``: none)                   (main thread, where signals work)
 =========================  =================  ==============================  ==========================
 

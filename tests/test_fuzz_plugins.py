@@ -147,7 +147,7 @@ def test_a_real_ctrl_c_in_a_plugin_still_interrupts(place, monkeypatch):
     import os
     import signal
 
-    from archbench.architectures.guard import plugin_call
+    from archbench.plugins import plugin_call
 
     with pytest.raises(KeyboardInterrupt):
         with plugin_call("x.py:make", "factory"):

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from archbench.architectures.base import TappedNetwork
-from archbench.architectures.guard import guard_forward, is_plugin, plugin_call
 from archbench.errors import ArchbenchError, ConfigError, UnknownNameError
+from archbench.plugins import guard_forward, is_plugin, plugin_call
 from archbench.registry import Registry
 
 ArchFactory = Callable[..., TappedNetwork]

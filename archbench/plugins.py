@@ -1,8 +1,9 @@
 """Plugins cannot end the program: every call into an architecture plugin runs under a guard.
 
 A plugin here is code archbench did not ship: a ``file.py:factory`` spec (the file's import and
-the factory) or an architecture from another package's ``archbench.archs`` entry point, and the
-forward pass of the network it returns. Under :func:`plugin_call`
+the factory), an architecture from another package's ``archbench.archs`` entry point and the
+forward pass of the network it returns, and the import of any entry-point plugin (tasks,
+metrics, ...; a failing one is logged and left out). Under :func:`plugin_call`
 
 * ``SystemExit`` (``sys.exit(0)`` in a factory), ``GeneratorExit`` and any other
   ``BaseException``, and a ``KeyboardInterrupt`` the plugin raised itself (no Ctrl-C arrived),
