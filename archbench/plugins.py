@@ -73,8 +73,8 @@ def _signals(timeout: int | None) -> Iterator[dict[str, bool]]:
     finally:
         if timeout:
             signal.setitimer(signal.ITIMER_REAL, 0.0)
-            signal.signal(signal.SIGALRM, old_alarm)
-        signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL if old_alarm is None else old_alarm)
+        signal.signal(signal.SIGINT, signal.SIG_DFL if old_int is None else old_int)  # None: set outside Python
 
 
 @contextmanager

@@ -37,12 +37,16 @@ def run_slow(config) -> bool:
 
 def pytest_configure(config) -> None:
     """Hypothesis profile of the fuzz tests (tests/fuzzing.py): a fixed budget by default, ten
-    times as many examples with the slow tests."""
+    times as many examples (random, the session's seed in the header) with the slow tests."""
     try:
         from tests.fuzzing import load_profile
     except ImportError:  # hypothesis not installed: the fuzz tests are skipped
         return
-    load_profile(run_slow(config))
+    config._archbench_fuzz_header = load_profile(config)
+
+
+def pytest_report_header(config) -> str | None:
+    return getattr(config, "_archbench_fuzz_header", None)
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -9,9 +9,9 @@ The property every entry point keeps, whatever its input (:func:`check_property`
 
 Budgets (examples per test) come from :func:`examples`: the number given in the default run
 (hypothesis profile ``archbench-ci``: derandomised, so a run is repeatable, no example database),
-ten times as many with ``--run-slow`` (profile ``archbench-slow``: random, more examples). A
-failure prints the falsifying example and a ``@reproduce_failure`` blob; a random (slow-profile)
-run is repeated with ``pytest --hypothesis-seed=N`` where N is the seed hypothesis prints.
+ten times as many with ``--run-slow`` (profile ``archbench-slow``: random, one seed per session,
+printed in pytest's header). A failure prints the falsifying example and a ``@reproduce_failure``
+blob; a random run is repeated with ``pytest --run-slow --hypothesis-seed=N``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,25 @@ settings.register_profile(CI_PROFILE, derandomize=True, max_examples=200, **_com
 settings.register_profile(SLOW_PROFILE, derandomize=False, max_examples=200 * SLOW_FACTOR, **_common)
 
 
-def load_profile(slow: bool) -> None:
-    """Load the slow or the CI profile (``HYPOTHESIS_PROFILE`` in the environment wins)."""
-    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or (SLOW_PROFILE if slow else CI_PROFILE))
+def load_profile(config) -> str:
+    """Load the slow or the CI profile (``HYPOTHESIS_PROFILE`` in the environment wins); the line
+    pytest prints in its header. A random (slow) run draws one seed for the session, unless
+    ``--hypothesis-seed`` gives it, and prints it: ``--hypothesis-seed=N`` repeats the run."""
+    import random
+
+    from hypothesis import core
+
+    from tests.conftest import run_slow
+
+    name = os.environ.get("HYPOTHESIS_PROFILE") or (SLOW_PROFILE if run_slow(config) else CI_PROFILE)
+    settings.load_profile(name)
+    if settings.default.derandomize:
+        return f"hypothesis profile {name}: derandomised (every run draws the same examples)"
+    seed = config.getoption("hypothesis_seed", None)
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**32)
+        core.global_force_seed = seed
+    return f"hypothesis profile {name}: seed {seed} (repeat with --hypothesis-seed={seed})"
 
 
 def examples(n: int) -> settings:
@@ -164,5 +180,5 @@ safe_names = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_
     lambda s: s not in (".", "..") and not s.startswith("-"))
 
 
-__all__ = ["CI_PROFILE", "SLOW_PROFILE", "Outcome", "any_floats", "call", "check_property", "examples", "huge_ints",
+__all__ = ["CI_PROFILE", "HANG_SECONDS", "SLOW_PROFILE", "Outcome", "any_floats", "call", "check_property", "examples", "huge_ints",
            "load_profile", "nasty_text", "number_text", "safe_names", "snapshot"]

@@ -114,7 +114,10 @@ def run(
     }
     flags.update(layers=layers or None, channels=channels)
     for key, value in flags.items():  # one setting, two values: say so rather than pick one
-        if value is not None and key in options and options[key] != value:
+        given = options.get(key)
+        if key == "layers" and isinstance(given, str):
+            given = split_list([given])
+        if value is not None and key in options and given != value:
             raise ConfigError(f"{key} is given twice, as --{'layer' if key == 'layers' else key.replace('_', '-')} "
                               f"{value!r} and as -O {key}={options[key]!r}; give it once")
     options.update({k: v for k, v in flags.items() if v is not None})
