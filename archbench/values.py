@@ -143,7 +143,7 @@ def _fits(value: Any, tp: Any, name: str) -> tuple[bool, Any]:
         return False, value
     if origin is list:
         (item,) = typing.get_args(tp) or (Any,)
-        if isinstance(value, str) and item is str:  # ``-O layers=pool1`` names one
+        if isinstance(value, str):  # ``-O layers=pool1``, ``levels=3,2``: the Options class splits it
             return True, value
         if not isinstance(value, list | tuple):
             return False, value
