@@ -49,3 +49,9 @@ class StoreError(ArchbenchError):
 
 class ResourceError(ArchbenchError):
     """Work that does not fit this machine (memory): too large an image or batch."""
+
+
+class PluginError(ConfigError):
+    """A plugin (an architecture factory from a file or a package, or the network it returned)
+    that failed, tried to end the program (``sys.exit``) or ran past its time limit. The message
+    names the plugin; in a sweep the job fails and the sweep goes on."""

@@ -4,6 +4,9 @@ output place is writable *before* any work is done.
 * :func:`atomic_write` writes a temporary file beside the target and renames it over the target;
   when the write fails (disk full, permissions) the temporary file is removed and an
   :class:`~archbench.errors.OutputError` says what failed, so no ``.tmp`` file is left behind.
+* :func:`read_text`: a text input (suite, baseline, ground truth) read as bytes and decoded, with
+  one :class:`~archbench.errors.ConfigError` line naming the file, the encoding and where it
+  fails instead of a ``UnicodeDecodeError``.
 * :func:`check_output_dir` / :func:`check_output_file`: ``--out`` that is a file where a folder is
   needed (or a folder where a file is), a path under ``/proc``, a read-only or full file system
   fail at once with one line, before an optimisation runs. The check creates the folder (and
@@ -17,7 +20,7 @@ import os
 import secrets
 from pathlib import Path
 
-from archbench.errors import OutputError
+from archbench.errors import ConfigError, OutputError
 
 
 def os_reason(exc: OSError) -> str:
@@ -87,6 +90,34 @@ def _probe(folder: Path) -> None:
         os.unlink(name)
 
 
+def read_text(path: str | Path, what: str, encoding: str = "utf-8") -> str:
+    """The text of the file ``path`` (a ``what``: "suite file", "baseline", ...), decoded from
+    ``encoding`` (a UTF-8 byte-order mark is dropped).
+
+    Raises:
+        ConfigError: the file does not exist, is a folder, or is not ``encoding`` text (the
+            message names the file, the encoding and the line and byte where decoding fails).
+        OSError: it cannot be read (permissions, I/O error).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {str(path)!r} is a folder; give a file") from None
+    if encoding.replace("-", "").lower() == "utf8" and data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        bad = data[exc.start:exc.start + 1].hex()
+        hint = " (it looks like UTF-16)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ConfigError(f"{what} {str(path)!r} is not {encoding} text{hint}: byte 0x{bad} on line {line} "
+                          f"(offset {exc.start}) cannot be decoded; save the file as {encoding}") from None
+
+
 def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
     """Make sure ``path`` is (or can be created as) a writable folder; returns it.
 
@@ -124,4 +155,4 @@ def check_output_file(path: str | Path, what: str = "output file") -> Path:
     return path
 
 
-__all__ = ["atomic_write", "check_output_dir", "check_output_file", "os_reason", "output_error"]
+__all__ = ["atomic_write", "check_output_dir", "check_output_file", "os_reason", "output_error", "read_text"]

@@ -132,7 +132,7 @@ def gallery_suite(spec: GallerySpec, *, with_sections: bool = False) -> Any:
     arch = canonical_spec(spec.arch)
     trained = canonical_spec(spec.trained) if spec.trained and "figure1" in spec.sections else None
     mine = {"archs": [arch], "inits": [spec.init]}
-    layers = {"layers": list(spec.reconstruct_layers)} if spec.reconstruct_layers else {}
+    layers = {"layers": list(dict.fromkeys(spec.reconstruct_layers))} if spec.reconstruct_layers else {}
     by_section: dict[str, list[TaskEntry]] = {}
     if "figure1" in spec.sections:
         by_section["figure1"] = [
@@ -145,7 +145,7 @@ def gallery_suite(spec: GallerySpec, *, with_sections: bool = False) -> Any:
     if "reconstruct" in spec.sections:
         by_section["reconstruct"] = [TaskEntry("reconstruct", dict(layers), images=photos, **mine)]
     if "texture" in spec.sections:
-        opts = {"layers": list(spec.texture_layers)} if spec.texture_layers else {}
+        opts = {"layers": list(dict.fromkeys(spec.texture_layers))} if spec.texture_layers else {}
         by_section["texture"] = [TaskEntry("texture", opts, images=textures, **mine)]
     if "style" in spec.sections:
         by_section["style"] = [TaskEntry("style", {"style": style}, images=photos, **mine) for style in styles]

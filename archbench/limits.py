@@ -8,6 +8,8 @@ pixels of an image file    64 million         ``ARCHBENCH_MAX_IMAGE_PIXELS``  th
                                               (``0``: none)                   before decoding
 jobs per sweep             10000              ``--max-jobs N`` or             :func:`archbench.sweep.run_sweep`, before
                                               ``ARCHBENCH_MAX_JOBS`` (0: none) expanding the suite
+one plugin call (import,   600 s              ``ARCHBENCH_PLUGIN_TIMEOUT``    :func:`archbench.plugins.plugin_call`
+factory, forward pass)                        (``0``: none)                   (main thread, where signals work)
 =========================  =================  ==============================  ==========================
 
 A value over a limit is refused with one line that names the limit and how to raise it.
@@ -32,6 +34,12 @@ MAX_PIXELS_ENV = "ARCHBENCH_MAX_IMAGE_PIXELS"
 #: most jobs one sweep may have (``seeds = 1000000`` is refused, not started)
 MAX_JOBS = 10_000
 MAX_JOBS_ENV = "ARCHBENCH_MAX_JOBS"
+
+
+#: longest one call into a plugin may take (importing its file, its factory, one forward pass):
+#: a plugin that hangs is stopped with an error naming it
+PLUGIN_TIMEOUT = 600
+PLUGIN_TIMEOUT_ENV = "ARCHBENCH_PLUGIN_TIMEOUT"
 
 
 def _env_int(name: str, what: str, zero_means_none: bool) -> int | None:
@@ -68,7 +76,15 @@ def max_jobs() -> int | None:
     return value or None
 
 
+def plugin_timeout() -> int | None:
+    """The most seconds one plugin call may take (None: no limit)."""
+    value = _env_int(PLUGIN_TIMEOUT_ENV, "seconds", True)
+    if value is None:
+        return PLUGIN_TIMEOUT
+    return value or None
+
+
 __all__ = [
     "MAX_IMAGE_PIXELS", "MAX_JOBS", "MAX_PIXELS_ENV", "MAX_SIZE", "MAX_SIZE_ENV", "MAX_JOBS_ENV",
-    "max_image_pixels", "max_jobs", "max_size",
+    "PLUGIN_TIMEOUT", "PLUGIN_TIMEOUT_ENV", "max_image_pixels", "max_jobs", "max_size", "plugin_timeout",
 ]

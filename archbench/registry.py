@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from archbench.errors import UnknownNameError
+from archbench.plugins import plugin_call
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,8 @@ class Registry(Generic[T]):
             if ep.name in self._entries:
                 continue
             try:
-                self._entries[ep.name] = ep.load()
+                with plugin_call(f"{ep.name} = {ep.value}", "import"):  # nor can it end the program
+                    self._entries[ep.name] = ep.load()
             except Exception as exc:  # a broken plugin must not break the tool
                 log.warning("could not load %s plugin %r from %s: %s", self.kind, ep.name, ep.value, exc)
 

@@ -35,6 +35,20 @@ def run_slow(config) -> bool:
     return bool(config.getoption("--run-slow") or ci or os.environ.get("ARCHBENCH_RUN_SLOW") == "1")
 
 
+def pytest_configure(config) -> None:
+    """Hypothesis profile of the fuzz tests (tests/fuzzing.py): a fixed budget by default, ten
+    times as many examples (random, the session's seed in the header) with the slow tests."""
+    try:
+        from tests.fuzzing import load_profile
+    except ImportError:  # hypothesis not installed: the fuzz tests are skipped
+        return
+    config._archbench_fuzz_header = load_profile(config)
+
+
+def pytest_report_header(config) -> str | None:
+    return getattr(config, "_archbench_fuzz_header", None)
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     if run_slow(config) or config.getoption("markexpr", ""):
         return

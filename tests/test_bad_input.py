@@ -153,7 +153,7 @@ CORPUS = [
     ("run style without style image", [*RUN[:-4], "--device", "cpu", "--task", "style"], "needs a style image"),
     ("run style image missing", [*RUN[:-4], "--device", "cpu", "--task", "style", "--style", "{d}/none.png"],
      "does not exist"),
-    ("run zero phases", [*RUN, "--phases", "0"], "phases must be an integer >= 1, got 0"),
+    ("run zero phases", [*RUN, "--phases", "0"], "phases must be a positive integer, got 0"),
     ("run unknown judge", [*RUN, "--task", "texture", "--layer", "conv1_1", "--judge", "nope"], "unknown judge 'nope'"),
     ("run unknown metric", [*RUN, "--metrics", "nope"], "unknown metric 'nope'"),
     ("run unknown optimizer", [*RUN, "--optimizer", "sgd"], "unknown optimizer 'sgd'"),
@@ -265,7 +265,7 @@ CORPUS = [
     ("score unknown metric", ["score", "{d}/photo.png", "{d}/photo.png", "--metrics", "nope"], "unknown metric 'nope'"),
     ("score empty metrics", ["score", "{d}/photo.png", "{d}/photo.png", "--metrics", ","], "--metrics is empty"),
     ("score unknown format", ["score", "{d}/photo.png", "{d}/photo.png", "--format", "xml"], "invalid --format 'xml'"),
-    ("score size 0", ["score", "{d}/photo.png", "{d}/photo.png", "--size", "0"], "--size must be a positive integer"),
+    ("score size 0", ["score", "{d}/photo.png", "{d}/photo.png", "--size", "0"], "size must be a positive integer, got 0"),
     ("score image bomb", ["score", "{d}/photo.png", "{d}/bomb.png"], "million pixels"),
     # ---- weights, list, stack, correlate
     ("weights import missing file", ["weights", "import", "{d}/none.pth"], "does not exist"),

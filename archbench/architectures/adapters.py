@@ -23,6 +23,8 @@ otherwise raises :class:`~archbench.errors.WeightsError` naming the file it expe
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
 import os
@@ -167,7 +169,8 @@ def discover_taps(model: nn.Module, size: tuple[int, int] = TRACE_SIZE) -> list[
         last_error: Exception | None = None
         for h, w in (size, (224, 224)):  # square fallback for models that need a square input
             try:
-                with torch.no_grad():
+                # a traced module that fails prints its generated code to stderr: keep it to the error
+                with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
                     out = ext(torch.rand(1, 3, h, w))
                 break
             except Exception as exc:  # noqa: BLE001 - any failure: try the next size

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from archbench.architectures.registry import ArchFactory, parse_spec, resolve_fa
 from archbench.architectures.variants import replace_activations
 from archbench.architectures.wrap import wrap_module
 from archbench.errors import ConfigError, WeightsError
+from archbench.plugins import guard_forward, is_plugin, plugin_call
 
 
 def build_arch(spec: str) -> TappedNetwork:
@@ -27,13 +29,17 @@ def build_arch(spec: str) -> TappedNetwork:
     # replaced after building (see archbench.architectures.variants)
     act = opts.pop("act", None) if "act" in opts and not _accepts(factory, "act") else None
     _check_options(name, factory, opts, extra=["act"] if act is not None or not _accepts(factory, "act") else [])
-    try:
-        net = factory(**opts)
-    except TypeError as exc:
-        text = re.sub(r"^[\w.<>]+\(\)\s*", "", str(exc))  # not the factory's internal name
-        raise ConfigError(f"invalid options for arch {name!r}: {text}") from exc
-    if not isinstance(net, TappedNetwork):
-        net = wrap_module(net, spec)  # plain nn.Module from a plugin
+    plugin = is_plugin(factory)
+    with plugin_call(name, "factory", errors=True) if plugin else nullcontext():
+        try:
+            net = factory(**opts)
+        except TypeError as exc:
+            text = re.sub(r"^[\w.<>]+\(\)\s*", "", str(exc))  # not the factory's internal name
+            raise ConfigError(f"invalid options for arch {name!r}: {text}") from exc
+        if not isinstance(net, TappedNetwork):
+            net = wrap_module(net, spec)  # plain nn.Module from a plugin: traces its forward
+    if plugin:
+        guard_forward(net, name)
     if act is not None:
         replace_activations(net, act)
     return net

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from archbench.architectures.base import TappedNetwork
-from archbench.errors import ConfigError, UnknownNameError
+from archbench.errors import ArchbenchError, ConfigError, UnknownNameError
+from archbench.plugins import plugin_call
 from archbench.registry import Registry
 
 ArchFactory = Callable[..., TappedNetwork]
@@ -120,7 +121,11 @@ def _load_file_factory(name: str) -> ArchFactory:
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[mod_name] = module
         try:
-            loader_spec.loader.exec_module(module)
+            with plugin_call(str(path), "import"):  # sys.exit or a hang at import: a PluginError
+                loader_spec.loader.exec_module(module)
+        except ArchbenchError:
+            del sys.modules[mod_name]
+            raise
         except Exception as exc:
             del sys.modules[mod_name]
             raise ConfigError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc

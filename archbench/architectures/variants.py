@@ -21,6 +21,11 @@ from archbench.errors import ConfigError
 
 ACTIVATIONS = ("relu", "leaky-relu[:SLOPE]", "elu", "selu", "gelu", "tanh")
 DOWNSAMPLING = ("avg", "max", "stride")
+#: largest channel multiplier (``width``) and convolutions-per-stage multiplier (``depth``): a
+#: VGG 16 times as wide already has 2.4 billion weights; larger values would only exhaust memory
+#: (or, for ``depth=10**20``, never finish building)
+MAX_WIDTH = 16
+MAX_DEPTH = 16
 
 
 def make_activation(spec: str) -> nn.Module:
@@ -58,14 +63,16 @@ def check_down(down: str) -> str:
 
 
 def check_width(width: float) -> float:
-    if isinstance(width, bool) or not isinstance(width, int | float) or not width > 0:
-        raise ConfigError(f"invalid width={width!r}; expected a positive multiplier such as 0.5, 1 or 2")
+    if isinstance(width, bool) or not isinstance(width, int | float) or not 0 < width <= MAX_WIDTH:
+        raise ConfigError(f"invalid width={width!r}; expected a positive multiplier such as 0.5, 1 or 2 "
+                          f"(at most {MAX_WIDTH})")
     return float(width)
 
 
 def check_depth(depth: int) -> int:
-    if isinstance(depth, bool) or not isinstance(depth, int | float) or depth < 1 or int(depth) != depth:
-        raise ConfigError(f"invalid depth={depth!r}; expected an integer multiplier >= 1 (1, 2, 3, ...)")
+    if (isinstance(depth, bool) or not isinstance(depth, int | float) or not 1 <= depth <= MAX_DEPTH
+            or int(depth) != depth):
+        raise ConfigError(f"invalid depth={depth!r}; expected an integer multiplier from 1 to {MAX_DEPTH} (1, 2, 3, ...)")
     return int(depth)
 
 

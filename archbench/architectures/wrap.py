@@ -29,4 +29,7 @@ def wrap_module(module: nn.Module, spec: str) -> TappedNetwork:
         raise ConfigError(
             f"arch {spec!r} returned {type(module).__name__}; expected a TappedNetwork or a torch.nn.Module"
         )
-    return GraphTappedNetwork(module, description=spec)
+    try:
+        return GraphTappedNetwork(module, description=spec)
+    except ConfigError as exc:  # name the plugin: "Identity has no strided feature maps" alone does not
+        raise ConfigError(f"arch {spec!r}: {exc}") from None

@@ -36,6 +36,19 @@ def _load_commands() -> None:
         importlib.import_module(name)
 
 
+_COMMAND: list = []
+
+
+def _command():
+    """The click command of :data:`app`, built once per process (typer builds it anew on each
+    ``app()`` call; in-process callers such as the fuzz tests call :func:`main` thousands of times)."""
+
+    key = (len(app.registered_commands), len(app.registered_groups))
+    if not _COMMAND or _COMMAND[0] != key:
+        _COMMAND[:] = [key, typer.main.get_command(app)]
+    return _COMMAND[1]
+
+
 def _click_exceptions() -> tuple[tuple[type, ...], ...]:
     """(Exit, UsageError, ClickException, Abort) classes of click and of the copy of click that
     recent typer versions ship as ``typer._click``."""
@@ -122,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # click's own context and invoke (not typer's main loop, which turns a closed stdout into
         # exit 1): every exception reaches the handlers below
-        command = typer.main.get_command(app)
+        command = _command()
         with command.make_context("archbench", args) as ctx:
             rc = command.invoke(ctx)
         flush_stdout()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from archbench.cli.help import PlainGroup
+from archbench.cli.types import ArchbenchGroup
 
 if TYPE_CHECKING:
     from archbench.store import ResultStore
@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # click's plain help: reads the same in a terminal and through a pipe
-    cls=PlainGroup,  # docstring markup (``code``, `command`) stripped from every help text
+    cls=ArchbenchGroup,  # help without docstring markup; every int and float option gets its range
 )
 
 

@@ -226,15 +226,19 @@ def run(
     say = console if fmt == "table" else err_console  # csv, json: stdout carries the data only
     options = parse_options(option)
     layers = split_list(layer)
-    if layers:
-        options["layers"] = layers
-    if channels is not None:
-        options["channels"] = channels
     flags = {
         "normalize": normalize, "tv_weight": tv_weight, "tv_beta": tv_beta, "alpha_weight": alpha_weight,
         "style": style, "content": content, "start": start, "preset": preset, "weighting": weighting,
         "gram_norm": gram_norm, "loss": loss, "phases": phases,
     }
+    flags.update(layers=layers or None, channels=channels)
+    for key, value in flags.items():  # one setting, two values: say so rather than pick one
+        given = options.get(key)
+        if key == "layers" and isinstance(given, str):
+            given = split_list([given])
+        if value is not None and key in options and given != value:
+            raise ConfigError(f"{key} is given twice, as --{'layer' if key == 'layers' else key.replace('_', '-')} "
+                              f"{value!r} and as -O {key}={options[key]!r}; give it once")
     options.update({k: v for k, v in flags.items() if v is not None})
     configs = resolve(
         arch, task, split_list(image) or ["astronaut"], size=size, iterations=iters, seed=seed, init=init,

@@ -161,13 +161,18 @@ def check_image(source: str | Path) -> tuple[int, int]:
         raise ImageError(f"cannot read {str(path)!r}: not an image file or corrupt") from None
     except OSError as exc:
         raise ImageError(f"cannot read {str(path)!r}: {exc}") from None
+    except (ImageError, MemoryError):
+        raise
+    except Exception as exc:  # Pillow's decoders raise ValueError, SyntaxError, struct.error ... on bad files
+        raise ImageError(f"cannot read {str(path)!r}: corrupt or unsupported image ({_reason(exc)})") from None
 
 
 def _read_file(path: Path) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with _open_checked(path) as im:
+        with _open_checked(path) as im, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's "Corrupt EXIF data": not the user's concern
             im.load()
             im = ImageOps.exif_transpose(im)
             if im.mode == "P":
@@ -191,6 +196,16 @@ def _read_file(path: Path) -> np.ndarray:
         raise ImageError(f"cannot read {str(path)!r}: corrupt or truncated image ({exc})") from None
     except MemoryError:
         raise ImageError(f"cannot read {str(path)!r}: not enough memory to decode it") from None
+    except ImageError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise ValueError, SyntaxError, struct.error ... on bad files
+        raise ImageError(f"cannot read {str(path)!r}: corrupt or unsupported image ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: message`` of a decoder's exception, on one short line."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @lru_cache(maxsize=32)

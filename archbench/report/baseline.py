@@ -38,6 +38,7 @@ from archbench.errors import ConfigError
 from archbench.report import noise as noise_mod
 from archbench.report.noise import LOSS, Noise, score_observations, tolerance
 from archbench.results import cpu_model
+from archbench.values import short
 
 BASELINE_FORMAT = "archbench-baseline/2"
 ENTRY_KEYS = ("task", "arch", "init", "layer", "metric")
@@ -158,12 +159,14 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     where = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"baseline {where!r} does not exist; create it with `archbench baseline save`") from None
-    except IsADirectoryError:
-        raise ConfigError(f"baseline {where!r} is a folder; give the JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if not path.exists():
+            raise ConfigError(f"baseline {where!r} does not exist; create it with `archbench baseline save`")
+        if path.is_dir():
+            raise ConfigError(f"baseline {where!r} is a folder; give the JSON file")
+        from archbench.fileio import read_text
+
+        data = json.loads(read_text(path, "baseline"))
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"baseline {where!r} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not str(data.get("format", "")).startswith("archbench-baseline/"):
         raise ConfigError(f"{where!r} is not an archbench baseline (format {BASELINE_FORMAT})")
@@ -190,4 +193,15 @@ def load_baseline(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"baseline {where!r}: entry {i + 1} has a negative tolerance or no observations")
         if e.get("judge") is not None and not isinstance(e["judge"], str):
             raise ConfigError(f"baseline {where!r}: entry {i + 1} has a malformed judge ({e['judge']!r})")
+    for key, kind, what in (("suite_ref", str, "a string"), ("jobs", dict, "a table"), ("machine", dict, "a table"),
+                            ("noise_settings", dict, "a table"), ("claims", list, "a list")):
+        if key in data and data[key] is None:
+            del data[key]  # null: as if absent (readers use .get(key, default))
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            raise ConfigError(f"baseline {where!r}: {key!r} must be {what}, got {short(data[key])}")
+    for i, c in enumerate(data.get("claims") or []):
+        if not isinstance(c, dict) or not isinstance(c.get("id"), str) or not isinstance(c.get("verdict"), str | None):
+            raise ConfigError(f"baseline {where!r}: claim {i + 1} lacks a string 'id' and 'verdict'")
+    if not isinstance((data.get("jobs") or {}).get("configurations"), str | None):
+        raise ConfigError(f"baseline {where!r}: 'jobs.configurations' must be a string")
     return data

@@ -45,6 +45,7 @@ from typing import Any
 from archbench.architectures.registry import canonical_spec
 from archbench.errors import ArchbenchError, ConfigError
 from archbench.registry import Registry, close_matches
+from archbench.values import SEED_MAX, short
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -53,6 +54,8 @@ else:  # pragma: no cover - Python 3.10
 
 #: folder of the built-in suites (package data)
 SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"
+#: most seeds ``seeds = n`` may ask for (far more than any job limit lets run; never a list of 10^30)
+MAX_SEED_COUNT = 10_000_000
 
 #: built-in suites: name -> path of their TOML file
 SUITES: Registry[Path] = Registry("suite", entry_point_group="archbench.suites")
@@ -282,9 +285,16 @@ class _Ctx:
         v = data[key]
         if isinstance(v, int) and not isinstance(v, bool):
             self.expect(v > 0, key, allowed, v, table, index)
+            if v > MAX_SEED_COUNT:  # never built as a list: the job limit refuses far fewer
+                raise self.error(f"{key!r} in {self.where(table, index)} is {short(v)} seeds, more than "
+                                 f"{MAX_SEED_COUNT}", key, table, index)
             return list(range(v))
         ok = isinstance(v, list) and len(v) > 0 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in v)
         self.expect(ok, key, allowed, v, table, index)
+        too_large = [s for s in v if s > SEED_MAX]
+        if too_large:
+            raise self.error(f"{key!r} in {self.where(table, index)}: seed {short(too_large[0])} is more than "
+                             f"{SEED_MAX}, the largest seed", key, table, index)
         if len(set(v)) != len(v):
             raise self.error(f"{key!r} in {self.where(table, index)} has duplicates: {v!r}", key, table, index)
         return [int(s) for s in v]
@@ -319,6 +329,7 @@ def _check_arch(spec: str):
     from archbench.architectures.adapters import check_model_name
     from archbench.architectures.create import build_arch
     from archbench.architectures.registry import parse_spec
+    from archbench.errors import PluginError
 
     name, opts = parse_spec(spec)
     prefix, sep, model = name.partition(":")
@@ -327,6 +338,9 @@ def _check_arch(spec: str):
     try:
         with torch.device("meta"):
             return build_arch(spec)
+    except PluginError as exc:  # the plugin misbehaved: its jobs fail (and say why), the others run
+        logging.getLogger(__name__).debug("arch %s not checked: %s", spec, exc)
+        return None
     except ArchbenchError:
         raise
     except Exception as exc:  # a factory that needs real tensors: it runs (or fails) as a job
@@ -626,13 +640,16 @@ def builtin_suites() -> dict[str, Path]:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A suite from a file path or a built-in name (``ci``, ``paper``, ``zoo``)."""
+    """A suite from a file path or a built-in name (``ci``, ``paper``, ``zoo``); the file is
+    UTF-8 (:func:`archbench.fileio.read_text` says where it is not)."""
+    from archbench.fileio import read_text
+
     text_id = str(name_or_path)
     p = Path(text_id).expanduser()
     if p.suffix == ".toml" or p.exists() or "/" in text_id:
         if not p.is_file():
             raise ConfigError(f"suite file {text_id!r} does not exist")
-        return parse_suite_text(p.read_text(encoding="utf-8"), str(p))
+        return parse_suite_text(read_text(p, "suite file"), str(p))
     builtin_suites()
     path = SUITES.get(text_id)
-    return parse_suite_text(Path(path).read_text(encoding="utf-8"), str(path))
+    return parse_suite_text(read_text(path, "suite file"), str(path))

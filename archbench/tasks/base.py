@@ -180,7 +180,16 @@ class Task:
             raise ConfigError(
                 f"unknown option(s) {', '.join(unknown)} for task {self.name!r}; valid: {', '.join(sorted(valid))}"
             )
-        return self.Options(**options)
+        import typing
+
+        from archbench.values import check_field, short
+
+        hints = typing.get_type_hints(self.Options)
+        checked = {k: check_field(v, hints.get(k, Any), k) for k, v in options.items()}
+        try:
+            return self.Options(**checked)
+        except (TypeError, ValueError, ArithmeticError) as exc:  # a check of the Options class itself
+            raise ConfigError(f"invalid options for task {self.name!r} ({short(checked, 120)}): {exc}") from None
 
     def validate(self, net: TappedNetwork, job: TaskJob) -> None:
         """Check everything that can be checked before any work (layers exist, images load,
