@@ -19,6 +19,9 @@ Specs:
 Weights are never downloaded. ``init=pretrained`` looks only in the local caches (torch hub's
 ``$TORCH_HOME/hub/checkpoints`` for torchvision, the Hugging Face cache and torch hub for timm) and
 otherwise raises :class:`~archbench.errors.WeightsError` naming the file it expected.
+
+Over 500 lines on purpose: the timm and torchvision adapters share tap discovery, naming
+and stride levels; one module keeps them from drifting apart.
 """
 
 from __future__ import annotations

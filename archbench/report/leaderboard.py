@@ -23,6 +23,9 @@ Everything is computed from the tidy frame with numpy group operations: the obse
 sorted once by (task, metric, layer, unit, image, seed) and every board entry is a slice of that
 order. Loss traces and image paths are never loaded here; the HTML report asks for the few it
 shows through :class:`ResultDetails`.
+
+Over 500 lines on purpose: one job, leaderboards from the results table; much of it is the
+documented ranking rules and their dataclasses.
 """
 
 from __future__ import annotations

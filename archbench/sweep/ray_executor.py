@@ -45,6 +45,9 @@ and disconnects at the end. An already initialised Ray session (``ray.init`` cal
 caller) is used as it is and left running. Each result's ``extra["ray"]`` records where it ran:
 host, node IP, worker PID, the GPU ids Ray gave the task and ``CUDA_VISIBLE_DEVICES`` -- in the
 stored run's ``provenance["ray"]``.
+
+Over 500 lines on purpose: one executor; Ray's placement, retries, batching and the shared
+folder are read together when a cluster run misbehaves.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ A suite file looks like this (every key but ``name`` and at least one arch and t
 Errors name the file, the line and what was expected: ``ci.toml:7: unknown key 'sedes' in the
 top level; expected one of ...; did you mean 'seeds'?``. TOML has no positions for parsed
 values, so lines of keys are found by scanning the file's text for the key inside its table.
+
+Over 500 lines on purpose: one job, a suite file into a validated :class:`Suite` -- the
+schema, the checks with the line number of each bad value, and the grid's expansion belong together.
 """
 
 from __future__ import annotations

@@ -38,6 +38,10 @@ coefficients drawn from N(0, 0.01²) for ``fourier``: a nearly flat grey image),
 between channels' images come from the channels alone. With coarse-to-fine phases
 (:mod:`archbench.tasks.phases`) a later phase starts each channel from its upsampled previous
 result (``fourier``: the coefficients that render it, through the inverse sigmoid).
+
+Over 500 lines on purpose: one task with the pieces only it uses (options, its two
+parameterisations with blur and decay, the priors, the diversity score); split, each part would be
+read only from here.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ archbench never downloads weights. It looks for them, in this order:
 The LPIPS v0.1 linear layers come from the ``lpips`` package's own files
 (``lpips/weights/v0.1/{alex,vgg}.pth``) when it is installed, else from the carrier; both hold the
 same numbers.
+
+Over 500 lines on purpose: one job, finding trained weights offline; most of it is one
+lookup per source and the message that says where to put the file.
 """
 
 from __future__ import annotations
