@@ -44,7 +44,7 @@ def _result(stored):
     from archbench.results import Result
 
     return Result(config=stored.config, layer=stored.layer, final_loss=stored.final_loss, metrics=stored.metrics,
-                  iterations=1, evaluations=1, seconds=0.1, loss_trace=stored.loss_trace)
+                  iterations_run=1, evaluations=1, seconds=0.1, loss_trace=stored.loss_trace)
 
 
 options = {
