@@ -55,6 +55,7 @@ def write_suite(tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
+@pytest.mark.slow  # 17-30 s on idle cores: with --run-slow (CI runs it), to keep the default run under 6 min
 def test_claims_that_hold_and_fail_by_construction_in_every_report_format(tmp_path):
     suite = write_suite(tmp_path)
     store = tmp_path / "r.db"
@@ -187,6 +188,7 @@ def test_builtin_suites_declare_the_papers_claims():
     assert {"elu-leaky-relu-relu", "stride-beats-pooling", "wider-is-better", "deeper-is-worse"} <= ids
 
 
+@pytest.mark.slow  # 17-30 s on idle cores: with --run-slow (CI runs it), to keep the default run under 6 min
 def test_check_fails_when_a_claim_flips(tmp_path):
     suite = write_suite(tmp_path)
     store = tmp_path / "r.db"

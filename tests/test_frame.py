@@ -203,6 +203,7 @@ def _md_sections(text: str) -> list[str]:
     return [p.strip() for p in parts if re.match(r"#+ \S+ / ", p)]
 
 
+@pytest.mark.slow  # 17-30 s on idle cores: with --run-slow (CI runs it), to keep the default run under 6 min
 def test_ci_correlation_is_unchanged_in_content(ci_db, tmp_path):
     """Since issue 18 the correlation carries more (a kind, stall counts, size rows of their own,
     the best baseline, the comparator, a cross-validated selection): every number it had before
