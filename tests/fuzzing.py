@@ -182,3 +182,23 @@ safe_names = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_
 
 __all__ = ["CI_PROFILE", "HANG_SECONDS", "SLOW_PROFILE", "Outcome", "any_floats", "call", "check_property", "examples", "huge_ints",
            "load_profile", "nasty_text", "number_text", "safe_names", "snapshot"]
+
+
+def tiny_place(folder: Path, seed: int) -> Path:
+    """A fuzz test's working folder: one random 32 px photo ``p.png`` and an empty torch home."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / "p.png")
+    (folder / "torch").mkdir()
+    return folder
+
+
+def tiny_env(place: Path, monkeypatch, **env: str) -> Path:
+    """Run in ``place`` with its torch home and sizes capped at 32 px (valid sizes stay tiny), plus ``env``."""
+    monkeypatch.chdir(place)
+    monkeypatch.setenv("TORCH_HOME", str(place / "torch"))
+    monkeypatch.setenv("ARCHBENCH_MAX_SIZE", "32")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return place

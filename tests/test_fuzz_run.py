@@ -8,34 +8,25 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("hypothesis")
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.fuzzing import any_floats, call, check_property, examples, huge_ints, nasty_text  # noqa: E402
+from tests.fuzzing import any_floats, call, check_property, examples, huge_ints, nasty_text, tiny_env, tiny_place  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def place(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    d = tmp_path_factory.mktemp("fuzz_run")
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / "p.png")
+    d = tiny_place(tmp_path_factory.mktemp("fuzz_run"), seed=0)
     (d / "exit_plugin.py").write_text("import sys\n\ndef make():\n    sys.exit(0)\n")
-    (d / "torch").mkdir()
     return d
 
 
 @pytest.fixture
 def env(place, monkeypatch) -> Path:
-    monkeypatch.chdir(place)
-    monkeypatch.setenv("TORCH_HOME", str(place / "torch"))
-    monkeypatch.setenv("ARCHBENCH_MAX_SIZE", "32")  # a valid --size stays tiny
-    monkeypatch.setenv("COLUMNS", "120")
-    return place
+    return tiny_env(place, monkeypatch, COLUMNS="120")
 
 
 def rows(out: Path) -> int:

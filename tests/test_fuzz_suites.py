@@ -9,14 +9,13 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("hypothesis")
 from hypothesis import example, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.fuzzing import any_floats, check_property, examples, huge_ints, nasty_text  # noqa: E402
+from tests.fuzzing import any_floats, check_property, examples, huge_ints, nasty_text, tiny_env, tiny_place  # noqa: E402
 
 COUNTER = itertools.count()
 BASE = {"name": "tiny", "description": "fuzz — été", "seeds": [0], "size": 16, "iterations": 1, "device": "cpu",
@@ -59,21 +58,12 @@ TASK_KEYS = ["name", "options", "metrics", "size", "iterations", "images", "seed
 
 @pytest.fixture(scope="module")
 def place(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    d = tmp_path_factory.mktemp("fuzz_suites")
-    Image.fromarray(np.random.default_rng(2).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(d / "p.png")
-    (d / "torch").mkdir()
-    return d
+    return tiny_place(tmp_path_factory.mktemp("fuzz_suites"), seed=2)
 
 
 @pytest.fixture
 def env(place, monkeypatch) -> Path:
-    monkeypatch.chdir(place)
-    monkeypatch.setenv("TORCH_HOME", str(place / "torch"))
-    monkeypatch.setenv("ARCHBENCH_MAX_SIZE", "32")  # valid sizes stay tiny
-    monkeypatch.setenv("ARCHBENCH_MAX_JOBS", "3")  # and valid suites small
-    return place
+    return tiny_env(place, monkeypatch, ARCHBENCH_MAX_JOBS="3")  # and valid suites small
 
 
 def sweep(place: Path, data: bytes, suffix: str = ".toml"):
