@@ -54,7 +54,10 @@ def _score(name: str, output: torch.Tensor, *references: torch.Tensor) -> float 
         return float(metric.fn(output, *references)[0])
 
 
-def run_setting(task: str, name: str, spec: dict[str, Any], images: list[str], style: str | None, out: Path) -> list[dict]:
+def run_setting(task: str, name: str, spec: dict[str, Any], images: list[str], style: str | None, out: Path,
+                device: str = "cpu", metrics: list[str] | None = None) -> list[dict]:
+    """Run one setting; ``metrics`` the run scores itself (default ``["gram"]``; ``[]`` where the
+    judge's trained weights are absent: :func:`score_rows` scores the PNGs later)."""
     spec = dict(spec)
     size = int(spec.pop("size", 128))
     iterations = int(spec.pop("iterations", 100))
@@ -66,7 +69,7 @@ def run_setting(task: str, name: str, spec: dict[str, Any], images: list[str], s
     folder = out / task / name / (Path(style).stem if style else "texture")
     started = time.perf_counter()
     report = run_task(arch, task, images, out_dir=folder, size=size, iterations=iterations, init=init, seed=0,
-                      device="cpu", options=options, metrics=["gram"])
+                      device=device, options=options, metrics=["gram"] if metrics is None else metrics)
     seconds = time.perf_counter() - started
     rows = []
     for res in report.results:

@@ -73,8 +73,11 @@ def strokes_painting(name: str, size: int = 256) -> Image.Image:
         if warm:  # swirls around two centres
             a1 = math.atan2(v - 0.35, u - 0.3) + math.pi / 2
             a2 = math.atan2(v - 0.7, u - 0.72) - math.pi / 2
-            w = 1 / (1e-3 + math.hypot(u - 0.3, v - 0.35)) / (
-                1 / (1e-3 + math.hypot(u - 0.3, v - 0.35)) + 1 / (1e-3 + math.hypot(u - 0.72, v - 0.7)))
+            w = (
+                1
+                / (1e-3 + math.hypot(u - 0.3, v - 0.35))
+                / (1 / (1e-3 + math.hypot(u - 0.3, v - 0.35)) + 1 / (1e-3 + math.hypot(u - 0.72, v - 0.7)))
+            )
             angle = w * a1 + (1 - w) * a2
             length, width = rng.uniform(6, 16) * size / 256, int(rng.integers(3, 7) * size / 256) + 1
             k = int(rng.choice(len(palette), p=[0.25, 0.2, 0.2, 0.15, 0.1, 0.1]))
@@ -92,9 +95,9 @@ def strokes_painting(name: str, size: int = 256) -> Image.Image:
     return img.filter(ImageFilter.SMOOTH)
 
 
-def painting_path(painting: str, out: Path) -> str:
+def painting_path(painting: str, out: Path, shared: Path = SHARED) -> str:
     if Path(painting).suffix:
-        return str((SHARED / painting).resolve())
+        return str((shared / painting).resolve())
     path = out / "paintings" / f"{painting}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
@@ -112,8 +115,12 @@ def tables(rows: list[dict]) -> str:
         pairs = [p for p in PAIRS if p[3] == role]
         settings = list(dict.fromkeys(r["setting"] for r in rows if r["pair"] in {p[0] for p in pairs}))
         head = ["setting", *[p[0] for p in pairs], "mean stylization", "min ssim", "s/image"]
-        lines = [f"{role} pairs (each cell: stylization / content ssim / gram)", "",
-                 "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines = [
+            f"{role} pairs (each cell: stylization / content ssim / gram)",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
         for s in settings:
             cells, styl, ssim, secs = [], [], [], []
             for p in pairs:
@@ -126,11 +133,33 @@ def tables(rows: list[dict]) -> str:
                 ssim.append(r["ssim"])
                 secs.append(r["seconds"])
             full = len(styl) == len(pairs)
-            lines.append(f"| {s} | " + " | ".join(cells)
-                         + f" | {_fmt(float(np.mean(styl)) if full else None)} | {_fmt(min(ssim) if full else None)}"
-                         + f" | {np.mean(secs) if secs else 0:.0f} |")
+            lines.append(
+                f"| {s} | "
+                + " | ".join(cells)
+                + f" | {_fmt(float(np.mean(styl)) if full else None)} | {_fmt(min(ssim) if full else None)}"
+                + f" | {np.mean(secs) if secs else 0:.0f} |"
+            )
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
+
+
+#: the rule that picks a setting, fixed before the runs: every tuning pair stylised at least this much
+MIN_STYLIZATION = 0.5
+
+
+def choose(rows: list[dict]) -> str | None:
+    """The setting the tuning pairs pick: among settings whose every tuning pair reaches
+    :data:`MIN_STYLIZATION`, the one with the highest minimum content SSIM over the tuning pairs.
+    The held-out pair plays no part."""
+    tuning = [p[0] for p in PAIRS if p[3] == "tuning"]
+    best, best_ssim = None, -1.0
+    for s in dict.fromkeys(r["setting"] for r in rows):
+        cells = [next((r for r in rows if r["setting"] == s and r["pair"] == p), None) for p in tuning]
+        if any(c is None or c.get("stylization") is None or c.get("ssim") is None for c in cells):
+            continue
+        if min(c["stylization"] for c in cells) >= MIN_STYLIZATION and min(c["ssim"] for c in cells) > best_ssim:
+            best, best_ssim = s, min(c["ssim"] for c in cells)
+    return best
 
 
 def main() -> None:
@@ -139,14 +168,34 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--setting", action="append", default=[], help="NAME=JSON, run on the tuning pairs")
     ap.add_argument("--held-out", action="append", default=[], help="NAME of a setting also run on the held-out pair")
-    ap.add_argument("--only-held-out", action="append", default=[],
-                    help="NAME of a setting run on the held-out pair only (a post-hoc probe, not tuning)")
+    ap.add_argument(
+        "--only-held-out",
+        action="append",
+        default=[],
+        help="NAME of a setting run on the held-out pair only (a post-hoc probe, not tuning)",
+    )
     ap.add_argument("--rerun", action="store_true", help="rerun settings already in OUT/study.json")
     ap.add_argument("--rescore", action="store_true", help="only rescore and re-render OUT/study.json")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the runs; scoring is on the CPU)")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="folder of the two shared paintings")
+    ap.add_argument(
+        "--no-score",
+        action="store_true",
+        help="run only (no trained judge here); score later with --rescore where the weights are",
+    )
+    ap.add_argument(
+        "--relocate",
+        default=None,
+        help="OLD=NEW: rewrite result paths recorded under OLD (results made on another machine)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     store = args.out / "study.json"
     rows: list[dict] = json.loads(store.read_text()) if store.exists() else []
+    if args.relocate:
+        old_prefix, _, new_prefix = args.relocate.partition("=")
+        for r in rows:
+            r["paths"] = {k: v.replace(old_prefix, new_prefix, 1) for k, v in r["paths"].items()}
     specs = {}
     for s in args.setting:
         name, _, js = s.partition("=")
@@ -163,17 +212,37 @@ def main() -> None:
                 if old and not args.rerun and all(r["spec"].items() >= spec.items() for r in old):
                     continue  # already measured with this spec
                 rows = [r for r in rows if not (r["setting"] == name and r["pair"] == pair)]
-                new = run_setting("style", name, spec, [photo], painting_path(painting, args.out), args.out)
+                new = run_setting(
+                    "style",
+                    name,
+                    spec,
+                    [photo],
+                    painting_path(painting, args.out, args.shared),
+                    args.out,
+                    device=args.device,
+                    metrics=[] if args.no_score else None,
+                )
                 for r in new:
-                    r.update(pair=pair, role=role)
-                score_rows(new)
+                    r.update(pair=pair, role=role, device=args.device)
+                if not args.no_score:
+                    score_rows(new)
                 rows.extend(new)
-                print(f"{name} {pair}: " + ", ".join(f"{k} {_fmt(new[0].get(k))}" for k in ("stylization", "ssim", "gram"))
-                      + f", {new[0]['seconds']:.0f} s", flush=True)
+                print(
+                    f"{name} {pair}: "
+                    + ", ".join(f"{k} {_fmt(new[0].get(k))}" for k in ("stylization", "ssim", "gram"))
+                    + f", {new[0]['seconds']:.0f} s",
+                    flush=True,
+                )
                 store.write_text(json.dumps(rows, indent=1))
+    if args.no_score:
+        return
     score_rows(rows)
     store.write_text(json.dumps(rows, indent=1))
     md = tables(rows)
+    md += (
+        f"\nchosen by the tuning pairs (every tuning pair stylization >= {MIN_STYLIZATION}, then the highest "
+        f"minimum content SSIM): {choose(rows) or 'none qualifies'}\n"
+    )
     (args.out / "study.md").write_text(md)
     for r in rows:  # the contact sheet's columns are the pairs
         r["image"] = r["pair"]
