@@ -103,9 +103,9 @@ DEFAULT_PRESET = "archbench"
 _add(
     Preset(
         "archbench",
-        "archbench's default (issue-19 study, docs/tasks.md): the paper's method with α:β:γ = 0.05:1:1000 "
+        "archbench's default (issue-19 study, docs/tasks.md): the paper's method with α:β:γ = 0.1:1:1000 "
         "under the automatic weights, style transfer starting from the content photo",
-        content_weight=0.05,
+        content_weight=0.1,
         start="content",
         arch_layers=True,
         content_level=0,

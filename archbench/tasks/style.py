@@ -4,8 +4,9 @@ x* = argmin_x  α·Σ_c ω_c·L_content,c(x, x_c) + β·Σ_l μ_l·E_l(x, x_s) +
 
 * content layer ``conv2_2`` under ``paper`` (feature loss 1/(2NM)·‖F − P‖², the paper's form),
   ``conv1_2`` under ``archbench`` (the last tap at stride level 0; the issue-26 study), style layers
-  ``conv1_1 … conv5_1`` (Gram loss, :mod:`archbench.losses.gram`); α:β:γ = 0.05:1:1000 under the
-  default preset ``archbench`` (the issue-19 study, ``docs/tasks.md``), 100:1:1000 under ``paper``;
+  ``conv1_1 … conv5_1`` (Gram loss, :mod:`archbench.losses.gram`); α:β:γ = 0.1:1:1000 under the
+  default preset ``archbench`` (the issue-19 and issue-26 studies, ``docs/tasks.md``), 100:1:1000
+  under ``paper``;
 * ω, μ from the weighting scheme (default ``auto``, the paper's pre-pass, see
   :mod:`archbench.tasks.weighting`), computed at white noise of the content's size whatever the
   start (at the content image the content term's gradient is zero);
