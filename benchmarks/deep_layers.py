@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 import archbench
+from archbench.config import resolve_device
 from archbench.fileio import atomic_write
 
 SETTINGS = {
@@ -36,9 +37,10 @@ SETTINGS = {
 LAYERS = ("pool1", "pool2", "pool3", "pool4", "pool5")
 
 
-def run_one(name: str, options: dict, image: str, budget: int, size: int) -> dict:
+def run_one(name: str, options: dict, image: str, budget: int, size: int, device: str = "auto") -> dict:
     t0 = time.perf_counter()
-    report = archbench.run_task("vgg19", "reconstruct", [image], size=size, iterations=budget, options=dict(options))
+    report = archbench.run_task("vgg19", "reconstruct", [image], size=size, iterations=budget, device=device,
+                                options=dict(options))
     wall = time.perf_counter() - t0
     ssim = {r.layer: r.metrics.get("ssim") for r in report.results}
     return {"setting": name, "image": image, "iterations": budget, "size": size, "wall_s": round(wall, 1), "ssim": ssim}
@@ -67,26 +69,32 @@ def main() -> None:
     ap.add_argument("--budgets", default="50,100,200")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--out", default="reports/benchmarks")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--name", default="deep-layers", help="file stem of the outputs (NAME.json, NAME.md)")
     args = ap.parse_args()
+    device = resolve_device(args.device)
+    gpu = f", {torch.cuda.get_device_name(0)}" if device.startswith("cuda") else ""
     meta = {
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}{gpu}",
+        "device": device,
         "threads": torch.get_num_threads(),
         "load_start": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
         "archbench": archbench.__version__,
     }
-    rows = []
+    rows: list[dict] = []
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     for image in args.images.split(","):
         for budget in (int(b) for b in args.budgets.split(",")):
             for name, options in SETTINGS.items():
-                row = run_one(name, options, image, budget, args.size)
+                row = run_one(name, options, image, budget, args.size, device)
                 print(json.dumps(row), flush=True)
                 rows.append(row)
-    meta["load_end"] = round(os.getloadavg()[0], 2)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "deep-layers.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    atomic_write(out / "deep-layers.md", markdown(rows, meta))
+                meta["load_end"] = round(os.getloadavg()[0], 2)
+                # written after every row, so that a run cut short keeps what it measured
+                atomic_write(out / f"{args.name}.json", json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+                atomic_write(out / f"{args.name}.md", markdown(rows, meta))
     print(markdown(rows, meta))
 
 
