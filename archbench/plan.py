@@ -191,7 +191,7 @@ class Batch:
                 versions=versions,
             )
             if out_dir is not None:
-                _save_images(_folder(out_dir, config), out, res)
+                _save_images(_folder(out_dir, config), out, res, shared=not callable(out_dir))
             results.append(res)
         if out_dir is not None:
             for folder in dict.fromkeys(_folder(out_dir, r.config) for r in results):
@@ -203,9 +203,15 @@ def _folder(out_dir: Path | Callable[[RunConfig], Path], config: RunConfig) -> P
     return out_dir(config) if callable(out_dir) else Path(out_dir)
 
 
-def _save_images(folder: Path, out: TaskOutput, res: Result) -> None:
+def _save_images(folder: Path, out: TaskOutput, res: Result, shared: bool = True) -> None:
+    """Write a result's PNGs under ``folder``: ``ARCH-INIT-sSEED/IMAGE/``, then, where the folder is
+    shared by runs (``archbench run``'s ``--out``, ``run_task(out_dir=...)``), one folder per run
+    ``TASK-KEY/``, so that two runs differing only in their settings (iterations, size, options)
+    never overwrite each other's pictures; a sweep's folder is already one per run key."""
     c = res.config
     base = folder / f"{slug(c.arch)}-{slug(c.init)}-s{c.seed}" / slug(out.image)
+    if shared:
+        base = base / f"{slug(c.task)}-{c.key}"
     images = {"target": out.references.get("target"), "start": out.start, "result": out.result}
     for kind, img in images.items():
         if img is not None:

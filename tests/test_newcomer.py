@@ -53,6 +53,29 @@ def test_two_runs_are_ranked_by_report_in_md_csv_and_html(tmp_path, monkeypatch,
     assert "| vgg11 |" in proc.stdout and "| alexnet |" in proc.stdout
 
 
+def test_runs_differing_only_in_settings_keep_their_own_pictures(tmp_path, monkeypatch, capsys):
+    # two runs of the same network, seed and photo into one --out, only the budget differs: each
+    # keeps its own PNGs (a folder per run key), and the store points each result at its own
+    import hashlib
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    main(["run", "--arch", "vgg11", *RUN])
+    capsys.readouterr()
+    first = sorted((tmp_path / "archbench-out").rglob("*-result.png"))
+    assert len(first) == 1
+    digest = hashlib.sha256(first[0].read_bytes()).hexdigest()
+    main(["run", "--arch", "vgg11", *[("3" if a == "2" else a) for a in RUN]])  # --iters 3
+    capsys.readouterr()
+    both = sorted((tmp_path / "archbench-out").rglob("*-result.png"))
+    assert len(both) == 2 and first[0] in both
+    assert hashlib.sha256(first[0].read_bytes()).hexdigest() == digest  # the first run's picture is intact
+    db = sqlite3.connect(tmp_path / "archbench-out" / "results.db")
+    paths = [json.loads(p)["result"] for (p,) in db.execute("select paths from results")]
+    assert len(set(paths)) == 2  # paths are relative to the --out folder
+    assert all((tmp_path / "archbench-out" / p).exists() for p in paths)
+
+
 def test_run_store_and_suites_share_one_identity_without_mixing_reports(tmp_path, capsys):
     """A run keyed like a suite job is that job (same configuration, same key, one row); a suite's
     report holds only its own jobs; a repeated run keeps the stored result and says so."""

@@ -192,7 +192,7 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the random weights and the white-noise start.")] = 0,
     init: Annotated[str, typer.Option(help="Weights: gaussian:SIGMA, kaiming, native (the architecture's own init), orthogonal, uniform, pretrained, checkpoint:PATH.")] = "gaussian:0.015",
     device: Annotated[str, typer.Option(help="auto (GPU when there is one), cpu, cuda.")] = "auto",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for images and results.csv/results.jsonl.")] = RUN_OUT,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder: PNGs under ARCH-INIT-sSEED/IMAGE/TASK-KEY/, this run's results.csv/results.jsonl.")] = RUN_OUT,
     store: Annotated[Path | None, typer.Option("--store", "-s", help="Results database the run is recorded in, as a sweep records its jobs (default: OUT/results.db); `archbench report OUT` ranks every run recorded there.")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="How the results print: table (fits the terminal), csv or json (for scripts: only the data goes to stdout).")] = "table",
     metrics: Annotated[list[str] | None, typer.Option("--metrics", "-m", help="Metrics, comma-separated, e.g. ssim,psnr,lpips,gram,spectrum,color-swd (default: the task's; see `archbench list metrics`).")] = None,
