@@ -60,7 +60,36 @@ def markdown(rows: list[dict], meta: dict) -> str:
     for r in rows:
         cells = [f"{r['ssim'].get(layer):.3f}" if r["ssim"].get(layer) is not None else "—" for layer in LAYERS]
         lines.append(f"| {r['setting']} | {r['image']} | {r['iterations']} | {r['wall_s']} | " + " | ".join(cells) + " |")
+    pairs = _pairs(rows)
+    if pairs:
+        lines += [
+            "",
+            "New default against the old, same image and budget (wall-time ratio new/old; SSIM differences):",
+            "",
+            "| image | iterations | wall new/old | " + " | ".join(f"Δ {layer}" for layer in LAYERS) + " |",
+            "| --- | ---: | ---: | " + " | ".join("---:" for _ in LAYERS) + " |",
+        ]
+        for (image, budget), (old, new) in pairs.items():
+            ratio = new["wall_s"] / old["wall_s"] if old["wall_s"] else float("nan")
+            deltas = [
+                f"{new['ssim'][layer] - old['ssim'][layer]:+.3f}"
+                if new["ssim"].get(layer) is not None and old["ssim"].get(layer) is not None
+                else "—"
+                for layer in LAYERS
+            ]
+            lines.append(f"| {image} | {budget} | {ratio:.2f} | " + " | ".join(deltas) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _pairs(rows: list[dict]) -> dict[tuple[str, int], tuple[dict, dict]]:
+    """(image, budget) -> (old default's row, new default's row), where both ran."""
+    old_name, new_name = SETTINGS
+    by = {(r["setting"], r["image"], r["iterations"]): r for r in rows}
+    return {
+        (image, budget): (by[(old_name, image, budget)], r)
+        for (setting, image, budget), r in by.items()
+        if setting == new_name and (old_name, image, budget) in by
+    }
 
 
 def main() -> None:
