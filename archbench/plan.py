@@ -203,7 +203,7 @@ def _folder(out_dir: Path | Callable[[RunConfig], Path], config: RunConfig) -> P
     return out_dir(config) if callable(out_dir) else Path(out_dir)
 
 
-def _save_images(folder: Path, out: TaskOutput, res: Result, shared: bool = True) -> None:
+def _save_images(folder: Path, out: TaskOutput, res: Result, *, shared: bool) -> None:
     """Write a result's PNGs under ``folder``: ``ARCH-INIT-sSEED/IMAGE/``, then, where the folder is
     shared by runs (``archbench run``'s ``--out``, ``run_task(out_dir=...)``), one folder per run
     ``TASK-KEY/``, so that two runs differing only in their settings (iterations, size, options)
